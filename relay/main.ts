@@ -1,0 +1,1 @@
+console.log("hello from main", process.pid, process.argv.slice(2))

@@ -1,0 +1,139 @@
+/**
+ * Connections to Valkey, shared by every service.
+ *
+ * The URL may use `redis://`, `rediss://`, `valkey://` or `valkeys://` (the
+ * scheme Aiven hands out). ioredis turns TLS on only for `rediss://`, so the
+ * scheme is read here and TLS is set explicitly for both secure forms.
+ *
+ * Every connection carries a heartbeat: a PING every `heartbeatIntervalMs`,
+ * and a socket timeout that destroys the socket when a command gets no reply
+ * within `heartbeatTimeoutMs`. A half-open TCP connection (a network cut that
+ * sends no reset) is then seen within seconds rather than minutes, and
+ * ioredis reconnects as after any other loss.
+ */
+import { readFileSync } from "node:fs";
+import { Redis, type RedisOptions } from "ioredis";
+
+export interface ValkeyOptions {
+  /** `redis://`, `rediss://`, `valkey://` or `valkeys://`. */
+  url: string;
+  /** PEM file of the CA that signed the server's certificate, for TLS. */
+  caFile?: string | undefined;
+  /** How often an idle connection is pinged. Default 2000. */
+  heartbeatIntervalMs?: number;
+  /** A command without a reply for this long kills the socket. Default 5000. */
+  heartbeatTimeoutMs?: number;
+  /** Name shown by CLIENT LIST, for operators. */
+  connectionName?: string;
+}
+
+export interface ValkeyEndpoint {
+  host: string;
+  port: number;
+  tls: boolean;
+  username?: string | undefined;
+  password?: string | undefined;
+  db: number;
+}
+
+const SCHEMES: Record<string, boolean> = {
+  "redis:": false,
+  "valkey:": false,
+  "rediss:": true,
+  "valkeys:": true,
+};
+
+export class ValkeyUrlError extends Error {
+  readonly code = "VALKEY_ERR_BAD_URL";
+}
+
+/** Splits a Valkey URL into its parts; throws ValkeyUrlError when it is not one. */
+export function parseValkeyUrl(url: string): ValkeyEndpoint {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ValkeyUrlError("not a URL");
+  }
+
+  const tls = SCHEMES[parsed.protocol];
+  if (tls === undefined) {
+    throw new ValkeyUrlError(
+      "scheme must be redis://, rediss://, valkey:// or valkeys://",
+    );
+  }
+
+  const dbText = parsed.pathname.replace(/^\//, "");
+  const db = dbText === "" ? 0 : Number(dbText);
+  if (!Number.isInteger(db) || db < 0) {
+    throw new ValkeyUrlError("database in the path must be a whole number");
+  }
+
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "127.0.0.1",
+    port: parsed.port === "" ? 6379 : Number(parsed.port),
+    tls,
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db,
+  };
+}
+
+/** ioredis options for a URL, with TLS and the heartbeat's socket timeout. */
+export function valkeyClientOptions(options: ValkeyOptions): RedisOptions {
+  const endpoint = parseValkeyUrl(options.url);
+
+  const clientOptions: RedisOptions = {
+    host: endpoint.host,
+    port: endpoint.port,
+    username: endpoint.username,
+    password: endpoint.password,
+    db: endpoint.db,
+    connectionName: options.connectionName,
+    socketTimeout: options.heartbeatTimeoutMs ?? 5000,
+    keepAlive: 1000,
+    // Reconnect forever with a capped, jittered backoff: a relay outlives
+    // any Valkey outage.
+    retryStrategy: (attempt) =>
+      Math.min(100 * 2 ** Math.min(attempt, 5), 2000) +
+      Math.floor(Math.random() * 100),
+  };
+
+  if (endpoint.tls) {
+    clientOptions.tls = {
+      servername: endpoint.host,
+      ca: options.caFile ? readFileSync(options.caFile) : undefined,
+    };
+  }
+
+  return clientOptions;
+}
+
+/**
+ * Opens a client with a heartbeat. The caller must attach an `error`
+ * listener; ioredis reports every failed connection attempt there.
+ */
+export function createValkeyClient(
+  options: ValkeyOptions,
+  overrides: RedisOptions = {},
+): Redis {
+  const client = new Redis({ ...valkeyClientOptions(options), ...overrides });
+  startHeartbeat(client, options.heartbeatIntervalMs ?? 2000);
+  return client;
+}
+
+/**
+ * Pings the client while it is ready. The reply itself does not matter: the
+ * socket timeout set on the client destroys the socket when none comes.
+ */
+export function startHeartbeat(client: Redis, intervalMs: number): void {
+  const timer = setInterval(() => {
+    if (client.status !== "ready") return;
+    client.ping().catch(() => {
+      // A failed ping means the connection is already being replaced.
+    });
+  }, intervalMs);
+  timer.unref();
+
+  client.once("end", () => clearInterval(timer));
+}
