@@ -1,0 +1,31 @@
+/**
+ * Every Valkey key this system writes, each from one function.
+ *
+ * All keys of a slug carry the hash tag `{<slug>}`, so on Valkey Cluster
+ * they live in one slot and one script can touch them together.
+ *
+ * | key | type | holds |
+ * | --- | --- | --- |
+ * | `history:{<slug>}:<buildId>` | stream | every message of a build, entry id `0-<seq>`, field `m` = the JSON payload |
+ * | `builds:{<slug>}` | list | build ids of the slug, newest first, capped |
+ * | `owner:{<slug>}` | string | the relay node that forwards `logs:<slug>`, with a TTL (the lease) |
+ */
+import type { Slug } from "./channel-name.ts";
+import type { BuildId } from "./wire.ts";
+
+export function historyKey(slug: Slug, buildId: BuildId): string {
+  return `history:{${slug}}:${buildId}`;
+}
+
+export function buildsKey(slug: Slug): string {
+  return `builds:{${slug}}`;
+}
+
+export function ownerKey(slug: Slug): string {
+  return `owner:{${slug}}`;
+}
+
+/** The stream entry id of a message: `0-<seq>`, so ranges are by seq. */
+export function historyEntryId(seq: number): string {
+  return `0-${seq}`;
+}
