@@ -9,6 +9,7 @@
  * | `history:{<slug>}:<buildId>` | stream | every message of a build, entry id `0-<seq>`, field `m` = the JSON payload |
  * | `builds:{<slug>}` | list | build ids of the slug, newest first, capped |
  * | `owner:{<slug>}` | string | the relay node that forwards `logs:<slug>`, with a TTL (the lease) |
+ * | `build:{<buildId>}` | hash | the launcher's record of one build (status, runner, timestamps, exit code), with a TTL |
  */
 import type { Slug } from "./channel-name.ts";
 import type { BuildId } from "./wire.ts";
@@ -23,6 +24,14 @@ export function buildsKey(slug: Slug): string {
 
 export function ownerKey(slug: Slug): string {
   return `owner:{${slug}}`;
+}
+
+/**
+ * The launcher's record of a build. It is looked up by build id alone, so it
+ * carries its own hash tag rather than the slug's.
+ */
+export function buildRecordKey(buildId: BuildId): string {
+  return `build:{${buildId}}`;
 }
 
 /** The stream entry id of a message: `0-<seq>`, so ranges are by seq. */
