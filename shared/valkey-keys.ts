@@ -9,6 +9,7 @@
  * | `history:{<slug>}:<buildId>` | stream | every message of a build, entry id `0-<seq>`, field `m` = the JSON payload |
  * | `builds:{<slug>}` | list | build ids of the slug, newest first, capped |
  * | `owner:{<slug>}` | string | the relay node that forwards `logs:<slug>`, with a TTL (the lease) |
+ * | `viewers:{<slug>}` | sorted set | relay nodes with viewers of the slug, scored by presence expiry (ms) |
  * | `build:{<buildId>}` | hash | the launcher's record of one build (status, runner, timestamps, exit code), with a TTL |
  */
 import type { Slug } from "./channel-name.ts";
@@ -37,4 +38,12 @@ export function buildRecordKey(buildId: BuildId): string {
 /** The stream entry id of a message: `0-<seq>`, so ranges are by seq. */
 export function historyEntryId(seq: number): string {
   return `0-${seq}`;
+}
+
+/**
+ * The relay nodes that have viewers of a slug: a sorted set of node ids
+ * scored by when their presence expires, in Valkey's clock (ms).
+ */
+export function presenceKey(slug: Slug): string {
+  return `viewers:{${slug}}`;
 }

@@ -1,0 +1,106 @@
+/**
+ * The relay's settings, read once from the environment at start-up.
+ *
+ * | variable | default | meaning |
+ * | --- | --- | --- |
+ * | `PORT` | 9002 | HTTP, Socket.IO and health port (0 picks a free one) |
+ * | `HOST` | 0.0.0.0 | address to listen on |
+ * | `RELAY_NODE_ID` | `relay-<host>-<pid>-<random>` | this node's id in logs, `/healthz` and leases |
+ * | `LOG_LEVEL` | info | pino level |
+ * | `LEASE_TTL_MS` | 3000 | how long a channel lease lives without renewal |
+ * | `LEASE_RENEW_INTERVAL_MS` | 1000 | how often leases are renewed and contended |
+ * | `PRESENCE_TTL_MS` | 5000 | how long a node counts as having viewers without a refresh |
+ * | `BATCH_WINDOW_MS` | 20 | how long lines gather before one `logs` event |
+ * | `BATCH_MAX_LINES` | 500 | a batch goes out early at this many lines |
+ * | `SHUTDOWN_GRACE_MS` | 10000 | bound on a SIGTERM drain |
+ * | `MAX_CHANNELS_PER_SOCKET` | 16 | channels one connection may follow |
+ *
+ * plus the Valkey variables of shared/valkey-config.ts.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { intVar, portVar, readEnv, type Env } from "../shared/env-config.ts";
+import { LOG_LEVELS } from "../shared/logger.ts";
+import { readValkeyConfig, type ValkeyConfig } from "../shared/valkey-config.ts";
+
+export interface RelayOptions {
+  port: number;
+  host: string;
+  nodeId: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  valkey: ValkeyConfig;
+  leaseTtlMs: number;
+  leaseRenewIntervalMs: number;
+  presenceTtlMs: number;
+  batchWindowMs: number;
+  batchMaxLines: number;
+  shutdownGraceMs: number;
+  maxChannelsPerSocket: number;
+}
+
+const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+const schema = z.object({
+  PORT: portVar.default(9002),
+  HOST: z.string().default("0.0.0.0"),
+  RELAY_NODE_ID: z
+    .string()
+    .regex(NODE_ID_PATTERN, "must be 1-100 of A-Z a-z 0-9 _ . : -")
+    .optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  LEASE_TTL_MS: intVar(500, 60_000).default(3000),
+  LEASE_RENEW_INTERVAL_MS: intVar(100, 20_000).default(1000),
+  PRESENCE_TTL_MS: intVar(500, 120_000).default(5000),
+  BATCH_WINDOW_MS: intVar(0, 1000).default(20),
+  BATCH_MAX_LINES: intVar(1, 10_000).default(500),
+  SHUTDOWN_GRACE_MS: intVar(0, 120_000).default(10_000),
+  MAX_CHANNELS_PER_SOCKET: intVar(1, 1000).default(16),
+});
+
+export function defaultNodeId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, "").slice(0, 40);
+  return `relay-${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+export function readRelayConfig(env: Env = process.env): RelayOptions {
+  const vars = readEnv(schema, env);
+
+  return Object.freeze({
+    port: vars.PORT,
+    host: vars.HOST,
+    nodeId: vars.RELAY_NODE_ID ?? defaultNodeId(),
+    logLevel: vars.LOG_LEVEL,
+    valkey: readValkeyConfig(env),
+    leaseTtlMs: vars.LEASE_TTL_MS,
+    leaseRenewIntervalMs: vars.LEASE_RENEW_INTERVAL_MS,
+    presenceTtlMs: vars.PRESENCE_TTL_MS,
+    batchWindowMs: vars.BATCH_WINDOW_MS,
+    batchMaxLines: vars.BATCH_MAX_LINES,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
+    maxChannelsPerSocket: vars.MAX_CHANNELS_PER_SOCKET,
+  });
+}
+
+export const RELAY_USAGE = `Usage: relay
+
+Serves live build logs over Socket.IO. Configured by environment variables:
+
+  PORT                     listen port (default 9002; 0 = any free port)
+  HOST                     listen address (default 0.0.0.0)
+  RELAY_NODE_ID            node id in logs, /healthz and leases (default unique)
+  REDIS_URL                Valkey URL (also VALKEY_URL, AIVEN_REDIS_URL;
+                           default redis://127.0.0.1:6379; rediss:// and
+                           valkeys:// use TLS)
+  VALKEY_CA_FILE           PEM CA file for TLS
+  LOG_LEVEL                fatal|error|warn|info|debug|trace|silent (default info)
+  LEASE_TTL_MS             channel lease lifetime (default 3000)
+  LEASE_RENEW_INTERVAL_MS  lease renewal period (default 1000)
+  PRESENCE_TTL_MS          viewer presence lifetime (default 5000)
+  BATCH_WINDOW_MS          batching window for structured viewers (default 20)
+  BATCH_MAX_LINES          lines per batch at most (default 500)
+  SHUTDOWN_GRACE_MS        bound on a SIGTERM drain (default 10000)
+  MAX_CHANNELS_PER_SOCKET  channels one connection may follow (default 16)
+
+Endpoints: /healthz, /readyz, /metrics, and Socket.IO at /socket.io/.
+`;

@@ -1,0 +1,64 @@
+/**
+ * Plain HTTP endpoints served beside Socket.IO on the same uWebSockets.js
+ * app: `/healthz` (the process is alive), `/readyz` (it can serve viewers)
+ * and `/metrics` (Prometheus text).
+ */
+import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
+import type { Registry } from "prom-client";
+
+export interface HealthSource {
+  nodeId: string;
+  /** Why the node cannot serve, or an empty list when it can. */
+  notReadyReasons(): string[];
+}
+
+export function mountHttpRoutes(
+  app: TemplatedApp,
+  health: HealthSource,
+  registry: Registry,
+): void {
+  app.get("/healthz", (res) => {
+    sendJson(res, "200 OK", { status: "ok", nodeId: health.nodeId });
+  });
+
+  app.get("/readyz", (res) => {
+    const reasons = health.notReadyReasons();
+    const ready = reasons.length === 0;
+    sendJson(res, ready ? "200 OK" : "503 Service Unavailable", {
+      status: ready ? "ready" : "not ready",
+      nodeId: health.nodeId,
+      reasons,
+    });
+  });
+
+  app.get("/metrics", (res) => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+
+    registry.metrics().then(
+      (text) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeHeader("Content-Type", registry.contentType).end(text);
+        });
+      },
+      () => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus("500 Internal Server Error").end();
+        });
+      },
+    );
+  });
+}
+
+function sendJson(res: HttpResponse, status: string, body: unknown): void {
+  res.cork(() => {
+    res
+      .writeStatus(status)
+      .writeHeader("Content-Type", "application/json")
+      .end(JSON.stringify(body));
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * Waits at start-up for Valkey connections to be ready, so a relay pointed
+ * at a server that does not answer stops with one clear error rather than
+ * retrying in the background forever.
+ */
+import type { Redis } from "ioredis";
+import { RelayError, RelayErrorCode } from "./errors.ts";
+
+export async function waitForValkey(
+  clients: readonly Redis[],
+  timeoutMs: number,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new RelayError(
+          RelayErrorCode.UNAVAILABLE,
+          `Valkey did not answer within ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+  });
+
+  const ready = Promise.all(
+    clients.map((client) =>
+      client.status === "ready"
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => client.once("ready", () => resolve())),
+    ),
+  );
+
+  try {
+    await Promise.race([ready, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
