@@ -11,19 +11,31 @@ import type { Redis } from "ioredis";
 import { Server, type Socket } from "socket.io";
 import uWS from "uWebSockets.js";
 import {
-  CHANNEL_PREFIX,
+  channelName,
   parseChannelName,
   type Slug,
 } from "../shared/channel-name.ts";
 import type { Logger } from "../shared/logger.ts";
 import { createValkeyClient } from "../shared/valkey-connection.ts";
-import { parseLogMessage } from "../shared/wire.ts";
+import {
+  MESSAGE_EVENT,
+  SUBSCRIBE_EVENT,
+  UNSUBSCRIBE_EVENT,
+  type SubscribeAck,
+} from "../shared/viewer-protocol.ts";
+import { ChannelFeed, batchesRoom, linesRoom } from "./channel-feed.ts";
 import { ChannelOwner } from "./channel-owner.ts";
 import type { RelayOptions } from "./config.ts";
 import { RelayError, RelayErrorCode } from "./errors.ts";
+import { HistoryReader, type HistoryEnd } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
+import { LineBatcher, type RelayBatch } from "./line-batcher.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
-import { parseSubscribeRequest, refuse } from "./subscribe-handler.ts";
+import {
+  parseSubscribeRequest,
+  refuse,
+  type SubscribeRequest,
+} from "./subscribe-handler.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
 
 export class RelayNode {
@@ -32,6 +44,14 @@ export class RelayNode {
   private readonly io: Server;
   private readonly owner: ChannelOwner;
   private readonly clients: Record<ValkeyConnectionName, Redis>;
+  private readonly history: HistoryReader;
+  private readonly batcher: LineBatcher;
+  private readonly feeds = new Map<Slug, ChannelFeed>();
+  /** Per owned slug: the last message this node broadcast. */
+  private readonly forwarded = new Map<Slug, HistoryEnd>();
+  /** Per owned slug: the history end seen at the previous check. */
+  private readonly tails = new Map<Slug, HistoryEnd>();
+  private tailTimer: NodeJS.Timeout | undefined;
   private listenSocket: uWS.us_listen_socket | undefined;
   private draining = false;
   private closed = false;
@@ -65,6 +85,8 @@ export class RelayNode {
       channelsOwned: () => this.owner.ownedSlugs().length,
     });
     this.watchValkey();
+    this.history = new HistoryReader(this.clients.commands);
+    this.batcher = new LineBatcher(options, (batch) => this.broadcastBatch(batch));
 
     this.owner = new ChannelOwner(
       this.clients.commands,
@@ -73,11 +95,17 @@ export class RelayNode {
       logger,
       (slug, payload) => this.forward(slug, payload),
     );
-    this.owner.on("acquired", () => {
+    this.owner.on("acquired", (slug) => {
       this.metrics.ownershipEvents.inc({ event: "acquired", reason: "lease" });
+      this.forwarded.delete(slug);
+      this.tails.delete(slug);
+      this.sendTail(slug);
     });
-    this.owner.on("lost", (_slug, reason) => {
+    this.owner.on("lost", (slug, reason) => {
       this.metrics.ownershipEvents.inc({ event: "lost", reason });
+      this.batcher.flush(slug);
+      this.forwarded.delete(slug);
+      this.tails.delete(slug);
     });
 
     this.app = uWS.App();
@@ -122,6 +150,11 @@ export class RelayNode {
       throw err;
     }
     node.owner.start();
+    node.tailTimer = setInterval(() => {
+      node.checkTails().catch((err: unknown) => {
+        logger.warn({ err }, "history tail check failed");
+      });
+    }, options.leaseRenewIntervalMs);
     return node;
   }
 
@@ -144,6 +177,7 @@ export class RelayNode {
     this.draining = true;
     this.logger.info({ owned: this.owner.ownedSlugs().length }, "draining");
 
+    this.batcher.flushAll();
     await this.owner.releaseAll();
 
     // Closing the transport, not the Socket.IO session, is what makes
@@ -158,7 +192,10 @@ export class RelayNode {
     if (this.closed) return;
     this.closed = true;
 
+    clearInterval(this.tailTimer);
+    this.batcher.flushAll();
     await this.owner.releaseAll().catch(() => {});
+    for (const feed of this.feeds.values()) feed.close();
     if (this.listenSocket) {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
@@ -199,101 +236,209 @@ export class RelayNode {
   }
 
   private onConnection(socket: Socket): void {
-    socket.on("subscribe", (raw: unknown) => {
+    socket.on(SUBSCRIBE_EVENT, (raw: unknown, ack?: unknown) => {
+      const reply = typeof ack === "function" ? (ack as (a: SubscribeAck) => void) : undefined;
       try {
-        this.subscribe(socket, raw);
+        this.subscribe(socket, parseSubscribeRequest(raw), reply);
       } catch (err) {
         if (!(err instanceof RelayError)) throw err;
         this.metrics.subscribeRefusals.inc({ reason: err.code });
-        this.logger.info({ code: err.code }, "subscribe refused");
-        refuse(socket, err);
+        this.logger.info({ code: err.code, socketId: socket.id }, "subscribe refused");
+        refuse(socket, err, reply);
       }
     });
 
-    socket.on("unsubscribe", (raw: unknown) => {
+    socket.on(UNSUBSCRIBE_EVENT, (raw: unknown) => {
       const slug = parseChannelName(raw);
-      if (slug !== undefined) void socket.leave(`${CHANNEL_PREFIX}${slug}`);
+      if (slug !== undefined) this.leave(socket, slug);
+    });
+
+    socket.on("disconnecting", () => {
+      for (const room of socket.rooms) {
+        const slug = parseChannelName(room);
+        if (slug !== undefined) this.feeds.get(slug)?.forget(socket);
+      }
     });
   }
 
-  private subscribe(socket: Socket, raw: unknown): void {
+  private subscribe(
+    socket: Socket,
+    request: SubscribeRequest,
+    ack: ((answer: SubscribeAck) => void) | undefined,
+  ): void {
     if (this.draining) {
       throw new RelayError(RelayErrorCode.UNAVAILABLE, "node is shutting down");
     }
-    const { slug } = parseSubscribeRequest(raw);
-    const room = `${CHANNEL_PREFIX}${slug}`;
+    const { slug } = request;
+    const channel = channelName(slug);
 
-    if (!socket.rooms.has(room)) {
-      const followed = [...socket.rooms].filter((r) => r.startsWith(CHANNEL_PREFIX));
+    if (!socket.rooms.has(channel)) {
+      const followed = [...socket.rooms].filter((r) => parseChannelName(r) !== undefined);
       if (followed.length >= this.options.maxChannelsPerSocket) {
         throw new RelayError(
           RelayErrorCode.TOO_MANY_CHANNELS,
           "this connection follows as many channels as allowed",
         );
       }
-      // The adapter's join is synchronous for the local room state.
-      void socket.join(room);
+      // Joining the cluster room creates this node's feed of the channel
+      // and makes the node a contender for its lease.
+      void socket.join(channel);
     }
-    socket.emit("message", `Joined ${room}`);
+    const feed = this.feeds.get(slug)!;
+
+    if (request.form === "string") {
+      void socket.join(linesRoom(slug));
+      socket.emit(MESSAGE_EVENT, `Joined ${channel}`);
+      ack?.({ ok: true, channel, buildId: null, lastSeq: 0 });
+      return;
+    }
+
+    feed
+      .follow(socket, request, (start) => {
+        ack?.({ ok: true, channel, ...start });
+      })
+      .catch((err: unknown) => {
+        this.logger.warn({ err, slug }, "catch-up from history failed");
+        this.leave(socket, slug);
+        ack?.({
+          ok: false,
+          error: new RelayError(
+            RelayErrorCode.UNAVAILABLE,
+            "history is not reachable right now; subscribe again",
+          ).toJSON(),
+        });
+      });
+  }
+
+  private leave(socket: Socket, slug: Slug): void {
+    this.feeds.get(slug)?.forget(socket);
+    void socket.leave(linesRoom(slug));
+    void socket.leave(batchesRoom(slug));
+    void socket.leave(channelName(slug));
   }
 
   /** A payload read by this node as the channel's owner. */
   private forward(slug: Slug, payload: string): void {
     this.metrics.linesReceived.inc();
-
-    const message = parseLogMessage(payload);
-    if (message) {
-      this.metrics.deliveryLatency.observe(
-        Math.max(0, Date.now() - message.ts) / 1000,
-      );
-    } else {
-      this.metrics.malformedPayloads.inc();
-    }
-
-    const room = `${CHANNEL_PREFIX}${slug}`;
-    this.countDelivery(room, 1);
-    this.io.to(room).emit("message", payload);
-    this.metrics.framesEmitted.inc({ event: "message" });
+    this.batcher.add(slug, payload);
   }
 
-  private countDelivery(room: string, lines: number): void {
-    const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
-    if (viewers > 0) this.metrics.linesDelivered.inc(lines * viewers);
+  /** Sends an owner's batch to every node with viewers, this one included. */
+  private broadcastBatch(batch: RelayBatch): void {
+    const now = Date.now();
+    for (const entry of batch.entries) {
+      if (entry.ts !== undefined) {
+        this.metrics.deliveryLatency.observe(Math.max(0, now - entry.ts) / 1000);
+      }
+      if (entry.seq !== undefined && entry.buildId !== undefined) {
+        this.forwarded.set(batch.slug, { buildId: entry.buildId, seq: entry.seq });
+      }
+    }
+
+    // The except() keeps the adapter from delivering the internal event to
+    // sockets; every node hands the batch to its feed instead (watchRooms).
+    const room = channelName(batch.slug);
+    this.io.to(room).except(room).emit(FEED_EVENT, batch);
+    this.feeds.get(batch.slug)?.receive(batch);
   }
 
   /**
-   * Tells the owner logic when this node gains its first or loses its last
-   * viewer of a channel, and counts lines the adapter delivers here on
-   * another node's behalf.
+   * A new owner tells the nodes where history ends, so lines published
+   * while nobody owned the channel reach viewers without waiting for the
+   * next line to reveal the gap.
+   */
+  private sendTail(slug: Slug): void {
+    this.history.end(slug).then(
+      (end) => {
+        if (end && this.owner.isOwner(slug)) {
+          this.broadcastBatch({ slug, entries: [], tail: end });
+        }
+      },
+      (err: unknown) => {
+        this.logger.warn({ err, slug }, "history tail read failed");
+      },
+    );
+  }
+
+  /**
+   * Tells the nodes how far history reaches when it is ahead of what this
+   * owner forwarded for a whole check interval: lines published before the
+   * subscription was in place, or lost by a dropped subscription.
+   */
+  private async checkTails(): Promise<void> {
+    for (const slug of this.owner.ownedSlugs()) {
+      const end = await this.history.end(slug).catch(() => undefined);
+      if (end === undefined) continue;
+
+      const seen = this.tails.get(slug);
+      this.tails.set(slug, end);
+      if (!seen || seen.buildId !== end.buildId) continue;
+
+      const forwarded = this.forwarded.get(slug);
+      const behind =
+        forwarded === undefined ||
+        forwarded.buildId !== seen.buildId ||
+        forwarded.seq < seen.seq;
+      if (behind && this.owner.isOwner(slug)) {
+        this.logger.info({ slug, seq: seen.seq }, "forwarding history tail");
+        this.broadcastBatch({ slug, entries: [], tail: seen });
+      }
+    }
+  }
+
+  /**
+   * Keeps a feed for every channel with local viewers, tells the owner
+   * logic when the first viewer comes and the last goes, and routes the
+   * owners' batches arriving from other nodes into the feeds.
    */
   private watchRooms(): void {
     const adapter = this.io.of("/").adapter;
 
     adapter.on("create-room", (room: string) => {
       const slug = parseChannelName(room);
-      if (slug !== undefined) this.owner.viewerJoined(slug);
+      if (slug === undefined) return;
+      this.feeds.set(
+        slug,
+        new ChannelFeed(slug, this.io, this.history, this.metrics, this.logger),
+      );
+      this.owner.viewerJoined(slug);
     });
     adapter.on("delete-room", (room: string) => {
       const slug = parseChannelName(room);
-      if (slug !== undefined) this.owner.viewerLeft(slug);
+      if (slug === undefined) return;
+      this.feeds.get(slug)?.close();
+      this.feeds.delete(slug);
+      this.owner.viewerLeft(slug);
     });
 
     const clusterAdapter = adapter as unknown as {
+      uid: string;
       onMessage(message: ClusterBroadcast, offset?: string): unknown;
     };
     const onMessage = clusterAdapter.onMessage.bind(clusterAdapter);
     clusterAdapter.onMessage = (message, offset) => {
-      const room = message.type === BROADCAST ? message.data?.opts?.rooms?.[0] : undefined;
-      if (typeof room === "string" && room.startsWith(CHANNEL_PREFIX)) {
-        this.countDelivery(room, 1);
+      // Sharded pub/sub echoes a node's own publishes back to it; the owner
+      // has already fed its own batch locally.
+      const fromOther = message.uid !== clusterAdapter.uid && message.nsp === "/";
+      const data =
+        fromOther && message.type === BROADCAST
+          ? message.data?.packet?.data
+          : undefined;
+      if (!Array.isArray(data) || data[0] !== FEED_EVENT) {
+        return onMessage(message, offset);
       }
-      return onMessage(message, offset);
+      const batch = data[1] as RelayBatch | undefined;
+      if (!isRelayBatch(batch)) {
+        this.logger.warn("malformed batch from another node");
+        return;
+      }
+      this.feeds.get(batch.slug)?.receive(batch);
     };
   }
 
   private roomsWithViewers(): string[] {
-    return [...this.io.of("/").adapter.rooms.keys()].filter((room) =>
-      room.startsWith(CHANNEL_PREFIX),
+    return [...this.io.of("/").adapter.rooms.keys()].filter(
+      (room) => parseChannelName(room) !== undefined,
     );
   }
 
@@ -335,9 +480,20 @@ export class RelayNode {
 /** The cluster adapter's message type for a room broadcast. */
 const BROADCAST = 3;
 
+/** The internal event an owner broadcasts its batches with. */
+const FEED_EVENT = "relay:batch";
+
 interface ClusterBroadcast {
+  uid?: string;
+  nsp?: string;
   type: number;
-  data?: { opts?: { rooms?: unknown[] } };
+  data?: { packet?: { data?: unknown } };
+}
+
+function isRelayBatch(value: unknown): value is RelayBatch {
+  if (typeof value !== "object" || value === null) return false;
+  const batch = value as Partial<RelayBatch>;
+  return typeof batch.slug === "string" && Array.isArray(batch.entries);
 }
 
 /** uWebSockets.js's LIBUS_LISTEN_EXCLUSIVE_PORT (its typings' enum is type-only). */

@@ -111,7 +111,14 @@ export class LocalValkey {
       stdio: ["ignore", "ignore", "pipe"],
     });
     this.child = child;
+    // A throwaway server must not outlive the process that started it, even
+    // when that process is killed by a test runner's timeout.
+    const killChild = (): void => {
+      child.kill("SIGKILL");
+    };
+    process.once("exit", killChild);
     child.on("exit", () => {
+      process.off("exit", killChild);
       if (this.child === child) this.child = undefined;
     });
 

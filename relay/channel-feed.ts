@@ -1,0 +1,418 @@
+/**
+ * One node's delivery of one channel to its local viewers, in order, each
+ * line once.
+ *
+ * Every batch the owner broadcasts passes through the feed of each node
+ * with viewers. The feed remembers the last seq it delivered, drops what it
+ * has already delivered (an old and a new owner overlapping), and fills
+ * what it has missed from history before going on (a takeover, a dropped
+ * subscription). Because every local delivery happens here, synchronously,
+ * a structured viewer can be caught up from history and then joined to the
+ * live room at the exact seq where the two meet: no gap and no duplicate at
+ * the seam.
+ *
+ * Rooms of a slug on a node:
+ * - `logs:<slug>`: every viewer; the cluster room the owner broadcasts to.
+ * - `logs:<slug>:message`: string-form viewers, one `message` per payload.
+ * - `logs:<slug>:logs`: structured viewers that are caught up.
+ */
+import type { Server, Socket } from "socket.io";
+import { channelName, type ChannelName, type Slug } from "../shared/channel-name.ts";
+import type { Logger } from "../shared/logger.ts";
+import {
+  LOGS_EVENT,
+  MESSAGE_EVENT,
+  STATUS_EVENT,
+  type GapNotice,
+  type LogsEvent,
+  type StatusEvent,
+  type ViewerMessage,
+} from "../shared/viewer-protocol.ts";
+import type { BuildId, Seq } from "../shared/wire.ts";
+import type { HistoryReader } from "./history-reader.ts";
+import { toBatchEntry, type BatchEntry, type RelayBatch } from "./line-batcher.ts";
+import type { RelayMetrics } from "./relay-metrics.ts";
+
+/** How many history entries one read (and one replayed event) carries. */
+const HISTORY_PAGE_LINES = 1000;
+const RETRY_DELAY_MS = 500;
+
+export function linesRoom(slug: Slug): string {
+  return `${channelName(slug)}:message`;
+}
+
+export function batchesRoom(slug: Slug): string {
+  return `${channelName(slug)}:logs`;
+}
+
+export interface FollowRequest {
+  since: Seq;
+  buildId: BuildId | undefined;
+}
+
+export interface FollowStart {
+  buildId: BuildId | null;
+  lastSeq: Seq;
+}
+
+interface ParkedViewer {
+  buildId: BuildId;
+  sent: Seq;
+}
+
+export class ChannelFeed {
+  readonly channel: ChannelName;
+  private buildId: BuildId | undefined;
+  private lastSeq: Seq = 0;
+  private readonly finishedBuilds = new Set<BuildId>();
+  private readonly queue: BatchEntry[] = [];
+  private tail: { buildId: BuildId; seq: Seq } | undefined;
+  private busy = true;
+  private closed = false;
+  private readonly parked = new Map<Socket, ParkedViewer>();
+  private readonly following = new Set<Socket>();
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly slug: Slug,
+    private readonly io: Server,
+    private readonly history: HistoryReader,
+    private readonly metrics: RelayMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.channel = channelName(slug);
+    this.ready = this.start();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.parked.clear();
+    this.following.clear();
+  }
+
+  /** A batch from the owner (this node's or another's). */
+  receive(batch: RelayBatch): void {
+    if (this.closed) return;
+    this.queue.push(...batch.entries);
+    if (batch.tail) this.tail = batch.tail;
+    this.pump();
+  }
+
+  /**
+   * Sends a structured viewer the lines after `since` from history, then
+   * joins it to the live room where history and live meet. The returned
+   * start is what the viewer's acknowledgement reports.
+   */
+  async follow(
+    socket: Socket,
+    request: FollowRequest,
+    started: (start: FollowStart) => void,
+  ): Promise<void> {
+    if (this.following.has(socket)) {
+      started({ buildId: this.buildId ?? null, lastSeq: this.lastSeq });
+      return;
+    }
+    this.following.add(socket);
+    await this.ready;
+
+    let buildId = request.buildId ?? this.buildId;
+    if (buildId === undefined) {
+      started({ buildId: null, lastSeq: 0 });
+      void socket.join(batchesRoom(this.slug));
+      return;
+    }
+    const lastSeq =
+      buildId === this.buildId
+        ? this.lastSeq
+        : await this.history.lastSeq(this.slug, buildId);
+    started({ buildId, lastSeq });
+
+    let sent = request.since;
+    while (socket.connected && !this.closed && this.following.has(socket)) {
+      if (buildId !== this.buildId) {
+        // An earlier build, or the feed moved on to a new one meanwhile:
+        // finish that build from history, then follow the current one.
+        await this.replay(socket, buildId, sent, undefined);
+        if (this.buildId === undefined) return;
+        buildId = this.buildId;
+        sent = 0;
+        continue;
+      }
+
+      if (sent === this.lastSeq) {
+        void socket.join(batchesRoom(this.slug));
+        return;
+      }
+      if (sent > this.lastSeq) {
+        // The viewer is ahead of this node's feed; the feed's next
+        // delivery past `sent` completes the join.
+        this.parked.set(socket, { buildId, sent });
+        return;
+      }
+      sent = await this.replay(socket, buildId, sent, this.lastSeq);
+    }
+  }
+
+  /** The viewer left the channel or disconnected. */
+  forget(socket: Socket): void {
+    this.parked.delete(socket);
+    this.following.delete(socket);
+  }
+
+  private async start(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const end = await this.history.end(this.slug);
+        this.buildId = end?.buildId;
+        this.lastSeq = end?.seq ?? 0;
+        break;
+      } catch (err) {
+        this.logger.warn({ err, slug: this.slug }, "history read failed");
+        await delay(RETRY_DELAY_MS);
+      }
+    }
+    this.busy = false;
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.busy && !this.closed && this.queue.length > 0) {
+      const entry = this.queue[0]!;
+
+      if (entry.seq === undefined || entry.buildId === undefined) {
+        this.queue.shift();
+        this.deliverForeign(entry);
+        continue;
+      }
+      if (entry.buildId !== this.buildId) {
+        if (this.finishedBuilds.has(entry.buildId)) {
+          this.queue.shift();
+          continue;
+        }
+        this.startBuild(entry.buildId);
+      }
+      if (entry.seq <= this.lastSeq) {
+        this.queue.shift();
+        continue;
+      }
+      if (entry.seq > this.lastSeq + 1) {
+        this.fill(entry.buildId, this.lastSeq + 1, entry.seq - 1);
+        return;
+      }
+
+      const run: BatchEntry[] = [];
+      while (this.queue.length > 0) {
+        const next = this.queue[0]!;
+        if (next.buildId !== this.buildId) break;
+        if (next.seq !== this.lastSeq + run.length + 1) break;
+        run.push(next);
+        this.queue.shift();
+      }
+      this.deliver(run);
+    }
+
+    if (!this.busy && !this.closed && this.tail) {
+      const tail = this.tail;
+      this.tail = undefined;
+      if (tail.buildId !== this.buildId && !this.finishedBuilds.has(tail.buildId)) {
+        this.startBuild(tail.buildId);
+      }
+      if (tail.buildId === this.buildId && tail.seq > this.lastSeq) {
+        this.fill(tail.buildId, this.lastSeq + 1, tail.seq);
+      }
+    }
+  }
+
+  private startBuild(buildId: BuildId): void {
+    if (this.buildId !== undefined) this.finishedBuilds.add(this.buildId);
+    this.buildId = buildId;
+    this.lastSeq = 0;
+  }
+
+  /** Reads `fromSeq..toSeq` from history, delivers it, then goes on. */
+  private fill(buildId: BuildId, fromSeq: Seq, toSeq: Seq): void {
+    this.busy = true;
+
+    const run = async (): Promise<void> => {
+      let next = fromSeq;
+      while (next <= toSeq && !this.closed) {
+        let entries;
+        try {
+          entries = await this.history.range(
+            this.slug,
+            buildId,
+            next,
+            toSeq,
+            HISTORY_PAGE_LINES,
+          );
+        } catch (err) {
+          this.logger.warn({ err, slug: this.slug }, "history fill failed");
+          await delay(RETRY_DELAY_MS);
+          continue;
+        }
+
+        const firstSeq = entries[0]?.seq ?? toSeq + 1;
+        if (firstSeq > next) {
+          this.deliverGap(gapNotice(buildId, next, firstSeq - 1));
+        }
+        if (entries.length > 0) {
+          this.deliver(entries.map((e) => toBatchEntry(e.payload)));
+          this.metrics.replayedLines.inc(entries.length);
+        }
+        next = (entries.at(-1)?.seq ?? toSeq) + 1;
+      }
+    };
+
+    run()
+      .catch((err: unknown) => {
+        this.logger.error({ err, slug: this.slug }, "history fill stopped");
+      })
+      .finally(() => {
+        this.busy = false;
+        this.pump();
+      });
+  }
+
+  /** Delivers consecutive entries of the current build to every local viewer. */
+  private deliver(entries: BatchEntry[]): void {
+    if (entries.length === 0) return;
+
+    const rooms = this.io.of("/").adapter.rooms;
+    const stringViewers = rooms.get(linesRoom(this.slug))?.size ?? 0;
+    const structuredViewers = rooms.get(batchesRoom(this.slug))?.size ?? 0;
+
+    if (stringViewers > 0) {
+      const room = this.io.local.to(linesRoom(this.slug));
+      for (const entry of entries) room.emit(MESSAGE_EVENT, entry.payload);
+      this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT }, entries.length);
+    }
+
+    const messages = parseMessages(entries);
+    if (structuredViewers > 0) {
+      this.emitBatch(this.io.local.to(batchesRoom(this.slug)), messages);
+    }
+    this.metrics.linesDelivered.inc(
+      entries.length * (stringViewers + structuredViewers),
+    );
+
+    this.lastSeq = entries.at(-1)!.seq!;
+    this.releaseParked(messages);
+  }
+
+  /** A payload without seq (not from our builder): passed on as it is. */
+  private deliverForeign(entry: BatchEntry): void {
+    this.metrics.malformedPayloads.inc();
+    const room = linesRoom(this.slug);
+    const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
+    if (viewers === 0) return;
+    this.io.local.to(room).emit(MESSAGE_EVENT, entry.payload);
+    this.metrics.linesDelivered.inc(viewers);
+  }
+
+  private deliverGap(notice: GapNotice): void {
+    this.logger.warn(
+      { slug: this.slug, fromSeq: notice.fromSeq, toSeq: notice.toSeq },
+      "lines missing from history",
+    );
+    this.io.local.to(linesRoom(this.slug)).emit(MESSAGE_EVENT, JSON.stringify(notice));
+    this.emitBatch(this.io.local.to(batchesRoom(this.slug)), [notice]);
+    this.lastSeq = notice.toSeq;
+  }
+
+  private releaseParked(messages: ViewerMessage[]): void {
+    if (this.parked.size === 0) return;
+
+    for (const [socket, parked] of this.parked) {
+      if (parked.buildId !== this.buildId || parked.sent > this.lastSeq) continue;
+      this.parked.delete(socket);
+      if (!socket.connected) continue;
+
+      const rest = messages.filter((m) => "seq" in m && m.seq > parked.sent);
+      if (rest.length > 0) this.emitBatch(socket, rest);
+      void socket.join(batchesRoom(this.slug));
+    }
+  }
+
+  /**
+   * Sends `buildId` from history after `since`, up to `toSeq` (or its end),
+   * straight to one viewer. Returns the last seq sent.
+   */
+  private async replay(
+    socket: Socket,
+    buildId: BuildId,
+    since: Seq,
+    toSeq: Seq | undefined,
+  ): Promise<Seq> {
+    let sent = since;
+    for (;;) {
+      const entries = await this.history.range(
+        this.slug,
+        buildId,
+        sent + 1,
+        toSeq,
+        HISTORY_PAGE_LINES,
+      );
+      if (!socket.connected) return sent;
+
+      const firstSeq = entries[0]?.seq;
+      const end = toSeq ?? firstSeq ?? sent;
+      const messages: ViewerMessage[] = [];
+      if (firstSeq === undefined ? end > sent : firstSeq > sent + 1) {
+        const gapEnd = firstSeq === undefined ? end : firstSeq - 1;
+        messages.push(gapNotice(buildId, sent + 1, gapEnd));
+        sent = gapEnd;
+      }
+      messages.push(...parseMessages(entries.map((e) => toBatchEntry(e.payload))));
+      if (messages.length > 0) this.emitBatch(socket, messages);
+      this.metrics.replayedLines.inc(entries.length);
+
+      if (entries.length === 0) return sent;
+      sent = entries.at(-1)!.seq;
+      if (entries.length < HISTORY_PAGE_LINES) return sent;
+    }
+  }
+
+  private emitBatch(
+    target: { emit(event: string, ...args: unknown[]): unknown },
+    messages: ViewerMessage[],
+  ): void {
+    const event: LogsEvent = { channel: this.channel, messages };
+    target.emit(LOGS_EVENT, event);
+    this.metrics.framesEmitted.inc({ event: LOGS_EVENT });
+
+    for (const message of messages) {
+      if (message.type !== "status") continue;
+      const status: StatusEvent = { ...message, channel: this.channel };
+      target.emit(STATUS_EVENT, status);
+      this.metrics.framesEmitted.inc({ event: STATUS_EVENT });
+    }
+  }
+}
+
+function parseMessages(entries: BatchEntry[]): ViewerMessage[] {
+  const messages: ViewerMessage[] = [];
+  for (const entry of entries) {
+    try {
+      messages.push(JSON.parse(entry.payload) as ViewerMessage);
+    } catch {
+      // toBatchEntry already refused it a seq; nothing to show here.
+    }
+  }
+  return messages;
+}
+
+function gapNotice(buildId: BuildId, fromSeq: Seq, toSeq: Seq): GapNotice {
+  const count = toSeq - fromSeq + 1;
+  return {
+    type: "gap",
+    buildId,
+    fromSeq,
+    toSeq,
+    stream: "system",
+    log: `${count} log line${count === 1 ? "" : "s"} (${fromSeq}-${toSeq}) are no longer kept and cannot be shown`,
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
