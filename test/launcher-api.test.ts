@@ -3,7 +3,7 @@
  * `{ error: { code, message } }` with a stable code, and starts nothing.
  */
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { TestLauncher } from "./support/launcher-harness.ts";
 
@@ -11,18 +11,25 @@ let valkey: LocalValkey;
 let launcher: TestLauncher;
 let inspector: Redis;
 
+// Each hook returns its clean-up, which vitest runs in reverse order.
 beforeAll(async () => {
   valkey = await LocalValkey.start();
-  afterAll(() => valkey.stop());
+  return () => valkey.stop();
+});
 
+beforeAll(async () => {
   launcher = await TestLauncher.start(valkey, {
     HTTP_BODY_LIMIT_BYTES: "16384",
   });
-  afterAll(() => launcher.close());
+  return () => launcher.close();
+});
 
+beforeAll(() => {
   inspector = new Redis(valkey.url);
   inspector.on("error", () => {});
-  afterAll(() => inspector.quit());
+  return async () => {
+    await inspector.quit();
+  };
 });
 
 /** Asserts that no build was recorded, counted or started. */

@@ -14,7 +14,6 @@
 import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import {
-  afterAll,
   beforeAll,
   beforeEach,
   describe,
@@ -174,19 +173,24 @@ let valkey: LocalValkey;
 let standIn: EcsStandIn;
 let launcher: TestLauncher;
 
+// Each hook returns its clean-up, which vitest runs in reverse order.
 beforeAll(async () => {
   valkey = await LocalValkey.start();
-  afterAll(() => valkey.stop());
+  return () => valkey.stop();
+});
 
+beforeAll(async () => {
   standIn = await EcsStandIn.start();
-  afterAll(() => standIn.stop());
+  return () => standIn.stop();
+});
 
+beforeAll(async () => {
   launcher = await TestLauncher.start(
     valkey,
     { ...ECS_ENV, AWS_ENDPOINT_URL_ECS: standIn.url },
     { ecsCredentials: CREDENTIALS },
   );
-  afterAll(() => launcher.close());
+  return () => launcher.close();
 });
 
 beforeEach(() => standIn.reset());

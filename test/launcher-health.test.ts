@@ -3,26 +3,22 @@
  * Valkey outage and a shutdown, and `/metrics`.
  */
 import { once } from "node:events";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { parseMetrics, TestLauncher } from "./support/launcher-harness.ts";
 
 let valkey: LocalValkey;
 let launcher: TestLauncher;
 
+// Each hook returns its clean-up, which vitest runs in reverse order.
 beforeAll(async () => {
   valkey = await LocalValkey.start();
-  afterAll(() => valkey.stop());
+  return () => valkey.stop();
+});
 
+beforeAll(async () => {
   launcher = await TestLauncher.start(valkey);
-  afterAll(() => launcher.close());
+  return () => launcher.close();
 });
 
 describe("/healthz and /readyz", () => {
