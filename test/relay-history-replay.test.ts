@@ -1,0 +1,139 @@
+/**
+ * Structured viewers: history first, then live, no gap and no duplicate at
+ * the seam, batched `logs` events, resume with `since` after a reconnect.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { io } from "socket.io-client";
+import { LocalValkey } from "../shared/local-valkey.ts";
+import type { SubscribeAck } from "../shared/viewer-protocol.ts";
+import { recordFollower, seqRange } from "./support/follower.ts";
+import { startRelay } from "./support/relay-process.ts";
+import { syntheticBuild } from "./support/synthetic-build.ts";
+
+let valkey: LocalValkey;
+
+beforeAll(async () => {
+  valkey = await LocalValkey.start();
+});
+
+afterAll(async () => {
+  await valkey.stop();
+});
+
+describe("structured subscribe", () => {
+  it("gives a viewer joining at line 5,000 of 10,000 exactly lines 1..10,000", async () => {
+    const relay = await startRelay(valkey.url);
+    const build = syntheticBuild(valkey.url, "late-join", "build-1");
+    build.lines(5000);
+    await build.flush();
+
+    const viewer = recordFollower({ url: relay.url, slug: "late-join" });
+    const subscribed = new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+    // The rest is published while the viewer is still being caught up.
+    build.lines(5000);
+    const ack = await subscribed;
+    await build.finish();
+
+    const status = await viewer.finished;
+    expect(status.status).toBe("succeeded");
+    expect(viewer.seen).toEqual(seqRange("build-1", 10_001));
+    expect(ack).toMatchObject({ ok: true, channel: "logs:late-join", buildId: "build-1" });
+  });
+
+  it("batches live lines into few logs events", async () => {
+    const relay = await startRelay(valkey.url, { BATCH_WINDOW_MS: "20", BATCH_MAX_LINES: "200" });
+    const viewer = recordFollower({ url: relay.url, slug: "batched" });
+    await new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+
+    const build = syntheticBuild(valkey.url, "batched", "build-b");
+    build.lines(3000);
+    await build.finish();
+    await viewer.finished;
+
+    expect(viewer.seen).toEqual(seqRange("build-b", 3001));
+    const delivered = viewer.batchSizes.reduce((a, b) => a + b, 0);
+    expect(delivered).toBe(3001);
+    expect(Math.max(...viewer.batchSizes)).toBeLessThanOrEqual(200);
+    // 3,001 messages in at least 16 events, and far fewer events than lines.
+    expect(viewer.batchSizes.length).toBeLessThan(3001 / 10);
+  });
+
+  it("resumes with exactly the missed lines after the connection drops", async () => {
+    const relay = await startRelay(valkey.url);
+    const viewer = recordFollower({ url: relay.url, slug: "resume" });
+    await new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+
+    const build = syntheticBuild(valkey.url, "resume", "build-r");
+    build.lines(1000);
+    await build.flush();
+
+    let reconnects = 0;
+    viewer.follower.on("subscribed", () => (reconnects += 1));
+    for (let cut = 0; cut < 3; cut++) {
+      const resubscribed = new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+      // A transport that dies under the client, as a network cut does.
+      viewer.follower.socket.io.engine.close();
+      build.lines(1000);
+      await resubscribed;
+    }
+    await build.finish();
+    await viewer.finished;
+
+    expect(reconnects).toBe(3);
+    expect(viewer.seen).toEqual(seqRange("build-r", 4001));
+  });
+
+  it("tells viewers about a new build of the same slug", async () => {
+    const relay = await startRelay(valkey.url);
+    const first = syntheticBuild(valkey.url, "rebuild", "build-old");
+    first.lines(10);
+    await first.finish();
+
+    const viewer = recordFollower({ url: relay.url, slug: "rebuild", since: 5, buildId: "build-old" });
+    const builds: string[] = [];
+    viewer.follower.on("build", (id) => builds.push(id));
+    await viewer.finished;
+
+    const second = syntheticBuild(valkey.url, "rebuild", "build-new");
+    const nextStatus = new Promise((resolve) => viewer.follower.on("status", resolve));
+    second.lines(20);
+    await second.finish();
+    await nextStatus;
+
+    expect(viewer.seen).toEqual([
+      ...seqRange("build-old", 11).slice(5),
+      ...seqRange("build-new", 21),
+    ]);
+    expect(builds).toEqual(["build-new"]);
+    expect(viewer.statuses.map((s) => s.buildId)).toEqual(["build-old", "build-new"]);
+  });
+
+  it("refuses malformed structured requests through the acknowledgement", async () => {
+    const relay = await startRelay(valkey.url);
+    const socket = io(relay.url, { forceNew: true });
+    try {
+      const ask = (request: unknown) =>
+        socket.timeout(5000).emitWithAck("subscribe", request) as Promise<SubscribeAck>;
+
+      const answers = await Promise.all([
+        ask({ channel: "foo" }),
+        ask({ channel: "logs:ok", since: -1 }),
+        ask({ channel: "logs:ok", since: 1.5 }),
+        ask({ channel: 7 }),
+        ask({ channel: "logs:ok", buildId: "../x" }),
+      ]);
+      expect(answers.map((a) => (a.ok ? "ok" : a.error.code))).toEqual([
+        "RELAY_ERR_BAD_CHANNEL",
+        "RELAY_ERR_BAD_SINCE",
+        "RELAY_ERR_BAD_SINCE",
+        "RELAY_ERR_BAD_REQUEST",
+        "RELAY_ERR_BAD_REQUEST",
+      ]);
+
+      const good = await ask({ channel: "logs:no-builds-yet" });
+      expect(good).toEqual({ ok: true, channel: "logs:no-builds-yet", buildId: null, lastSeq: 0 });
+    } finally {
+      socket.close();
+    }
+  });
+});
