@@ -199,7 +199,9 @@ export class BuildService implements BuildEvents {
   private writeUnsaved(): void {
     const updates = [...this.unsaved.entries()];
     this.unsaved.clear();
+    if (updates.length === 0) return;
 
+    this.logger.info({ builds: updates.length }, "writing deferred updates");
     for (const [buildId, update] of updates) {
       void this.save(buildId, update);
     }

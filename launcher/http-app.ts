@@ -36,13 +36,17 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     const error = toLauncherError(err);
-    if (error.statusCode >= 500) {
-      request.log.error({ err, code: error.code }, "request failed");
+    const fields = { code: error.code, method: request.method };
+
+    // Only a fault of the launcher's own is an error; a refusing ECS, an
+    // absent Valkey or a shutdown is degradation, a bad request the
+    // client's mistake.
+    if (error instanceof InternalError) {
+      request.log.error({ ...fields, err }, "request failed");
+    } else if (error.statusCode >= 500) {
+      request.log.warn({ ...fields, err }, "request failed");
     } else {
-      request.log.info(
-        { code: error.code, method: request.method, url: request.url },
-        "request rejected",
-      );
+      request.log.info({ ...fields, url: request.url }, "request rejected");
     }
     return reply.status(error.statusCode).send(error.toBody());
   });
