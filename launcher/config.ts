@@ -199,35 +199,71 @@ function readEcsOptions(env: Env): EcsOptions {
   });
 }
 
+type UsageRow = readonly [variable: string, meaning: string];
+
+const d = DEFAULTS;
+const COMMON_ROWS: readonly UsageRow[] = [
+  ["PORT", `listening port, 0 for any free one (default ${d.port})`],
+  ["HOST", `listening address (default ${d.host})`],
+  ["LOG_LEVEL", `${LOG_LEVELS.join(", ")} (default ${d.logLevel})`],
+  ["RUNNER", `local or ecs (default ${d.runner})`],
+  [
+    "LOCAL_MAX_CONCURRENT_BUILDS",
+    `local builds at once, the rest queue (default ${d.localMaxConcurrentBuilds})`,
+  ],
+  [
+    "SHUTDOWN_GRACE_MS",
+    `on SIGTERM, time left to local builds (default ${d.shutdownGraceMs})`,
+  ],
+  [
+    "BUILD_RECORD_TTL_SECONDS",
+    `life of a build record (default ${d.buildRecordTtlSeconds})`,
+  ],
+  [
+    "HTTP_BODY_LIMIT_BYTES",
+    `largest request body (default ${d.httpBodyLimitBytes})`,
+  ],
+  ["REDIS_URL", "Valkey URL (default redis://127.0.0.1:6379)"],
+  ["VALKEY_URL", "read when REDIS_URL is unset"],
+  ["AIVEN_REDIS_URL", "read when both above are unset"],
+  ["VALKEY_CA_FILE", "PEM CA for rediss:// and valkeys://"],
+];
+
+const ECS_ROWS: readonly UsageRow[] = [
+  ["ECS_CLUSTER", "cluster name or ARN (required)"],
+  ["ECS_TASK_DEFINITION", "family[:revision] or ARN (required)"],
+  ["ECS_SUBNETS", "comma-separated subnet-… ids (required)"],
+  ["ECS_SECURITY_GROUPS", "comma-separated sg-… ids (default: the VPC's)"],
+  [
+    "ECS_ASSIGN_PUBLIC_IP",
+    `ENABLED or DISABLED (default ${d.ecsAssignPublicIp})`,
+  ],
+  ["ECS_CONTAINER_NAME", "container that runs the builder (required)"],
+  ["AWS_REGION", "such as eu-west-1 (required)"],
+  ["AWS_ENDPOINT_URL_ECS", "ECS endpoint override, an http(s) URL"],
+  [
+    "ECS_POLL_INTERVAL_MS",
+    `how often running tasks are described (default ${d.ecsPollIntervalMs})`,
+  ],
+  ["ECS_MAX_ATTEMPTS", `tries per ECS call (default ${d.ecsMaxAttempts})`],
+];
+
+const rows = (list: readonly UsageRow[]) =>
+  list.map(([name, meaning]) => `  ${name.padEnd(29)}${meaning}`).join("\n");
+
+/** What `--help` prints: every variable, its meaning and its default. */
 export const USAGE = `Usage: launcher [--help]
 
 Starts builds over HTTP: locally with bin/builder, or as ECS Fargate tasks.
 Every setting comes from the environment; an empty value counts as unset.
 
-  PORT                         listening port, 0 for any free one (default ${DEFAULTS.port})
-  HOST                         listening address (default ${DEFAULTS.host})
-  LOG_LEVEL                    ${LOG_LEVELS.join(", ")} (default ${DEFAULTS.logLevel})
-  RUNNER                       local or ecs (default ${DEFAULTS.runner})
-  LOCAL_MAX_CONCURRENT_BUILDS  local builds at once, the rest queue (default ${DEFAULTS.localMaxConcurrentBuilds})
-  SHUTDOWN_GRACE_MS            on SIGTERM, time left to running local builds (default ${DEFAULTS.shutdownGraceMs})
-  BUILD_RECORD_TTL_SECONDS     how long build records stay in Valkey (default ${DEFAULTS.buildRecordTtlSeconds})
-  HTTP_BODY_LIMIT_BYTES        largest request body (default ${DEFAULTS.httpBodyLimitBytes})
-  REDIS_URL, VALKEY_URL, AIVEN_REDIS_URL
-                               Valkey URL, first one set wins (default redis://127.0.0.1:6379)
-  VALKEY_CA_FILE               PEM CA for rediss:// and valkeys://
+${rows(COMMON_ROWS)}
 
 With RUNNER=ecs:
-  ECS_CLUSTER                  cluster name or ARN (required)
-  ECS_TASK_DEFINITION          family[:revision] or ARN of the builder task (required)
-  ECS_SUBNETS                  comma-separated subnet-… ids (required)
-  ECS_SECURITY_GROUPS          comma-separated sg-… ids (default: the VPC's default)
-  ECS_ASSIGN_PUBLIC_IP         ENABLED or DISABLED (default ${DEFAULTS.ecsAssignPublicIp})
-  ECS_CONTAINER_NAME           container that runs the builder (required)
-  AWS_REGION                   such as eu-west-1 (required)
-  AWS_ENDPOINT_URL_ECS         ECS endpoint override, http(s) URL
-  ECS_POLL_INTERVAL_MS         how often running tasks are described (default ${DEFAULTS.ecsPollIntervalMs})
-  ECS_MAX_ATTEMPTS             tries per ECS call (default ${DEFAULTS.ecsMaxAttempts})
-  AWS credentials come from the AWS SDK's usual chain (variables, profile, role).
+${rows(ECS_ROWS)}
+
+AWS credentials come from the AWS SDK's usual chain (variables, profile,
+task or instance role).
 
 Exit status: 0 after a clean shutdown, 1 on a fault, 2 on bad configuration.
 `;

@@ -100,10 +100,12 @@ export class LocalRunner implements BuildRunner {
       { running: this.children.size },
       "grace period over, stopping local builds",
     );
-    this.signalAll("SIGTERM");
+    // The builder alone gets SIGTERM, so it can stop its step and publish
+    // the build's end; SIGKILL goes to its whole group.
+    for (const child of this.children.values()) child.kill("SIGTERM");
     if (await finishesWithin(allExited, KILL_AFTER_MS)) return;
 
-    this.signalAll("SIGKILL");
+    for (const child of this.children.values()) killGroup(child);
     await allExited;
   }
 
@@ -111,9 +113,13 @@ export class LocalRunner implements BuildRunner {
     const { inheritedEnv, valkeyUrl, logLevel, events } = this.options;
     const logger = this.options.logger.child({ buildId: spec.buildId });
 
+    // In a process group of its own, so that a terminal's Ctrl-C reaches
+    // the launcher alone (which then drains), and a final SIGKILL reaches
+    // whatever the builder left running.
     const child = spawn(process.execPath, [BUILDER_PATH], {
       env: { ...inheritedEnv, ...builderEnv(spec, valkeyUrl, logLevel) },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
     });
     this.children.set(spec.buildId, child);
     events.started(spec.buildId, Date.now());
@@ -122,6 +128,9 @@ export class LocalRunner implements BuildRunner {
     // The builder publishes the build's own output to Valkey; what it prints
     // here is its own log, kept at debug.
     for (const stream of ["stdout", "stderr"] as const) {
+      child[stream].on("error", (err) => {
+        logger.debug({ err, stream }, "builder output unreadable");
+      });
       createInterface({ input: child[stream] }).on("line", (line) => {
         logger.debug({ stream, line }, "builder output");
       });
@@ -156,9 +165,15 @@ export class LocalRunner implements BuildRunner {
     const next = this.queue.shift();
     if (next) this.start(next);
   }
+}
 
-  private signalAll(signal: NodeJS.Signals): void {
-    for (const child of this.children.values()) child.kill(signal);
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // The group is already gone; the close event follows.
   }
 }
 
