@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Slug } from "../shared/channel-name.ts";
@@ -40,6 +42,20 @@ for (let i = 1; i <= 5; i += 1) console.log("step " + i);
 console.error("something broke");
 process.exit(3);
 `;
+
+/** The committed files of examples/site, by path. */
+async function exampleSite(): Promise<Record<string, string>> {
+  const root = join(ROOT, "examples/site");
+  const files: Record<string, string> = {};
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name).slice(root.length + 1);
+    if (path.startsWith("dist/") || path.startsWith("node_modules/")) continue;
+    files[path] = await readFile(join(root, path), "utf8");
+  }
+  return files;
+}
 
 function lines(messages: LogMessage[], stream: string): string[] {
   return messages.filter((m) => m.stream === stream).map((m) => m.log);
@@ -253,6 +269,37 @@ describe("builder run", () => {
     expect(await builder.exit()).toBe(1);
     expect(lines(subscriber.messages, "system")).toContain(
       "START_DIR missing/folder is not a folder in the repository",
+    );
+  });
+
+  it("builds the example site with the default commands", async () => {
+    const slug = "example-site" as Slug;
+    const repo = await makeRepo(await exampleSite());
+    const subscriber = await LogSubscriber.start(valkey.url, slug);
+
+    const builder = startBuilder({
+      PROJECT_ID: slug,
+      BUILD_ID: "build-site",
+      GIT_REPOSITORY_URL: repo,
+      REDIS_URL: valkey.url,
+    });
+    const status = await subscriber.status();
+
+    expect(status).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect(await builder.exit()).toBe(0);
+
+    const messages = subscriber.messages;
+    expect(stepLines(messages).map((m) => m.log)).toContain(
+      "Step build started: npm run build",
+    );
+    const stdout = stepOutput(messages, "build", "stdout");
+    expect(stdout.length).toBeGreaterThan(20);
+    expect(stdout.some((line) => line.includes("\u001b[32m"))).toBe(true);
+    expect(stdout).toContainEqual(
+      expect.stringMatching(/rendering.*\[#{24}\] 6\/6/),
+    );
+    expect(stepOutput(messages, "build", "stderr")).toContainEqual(
+      expect.stringMatching(/warning.*no description/),
     );
   });
 
