@@ -11,10 +11,11 @@
  *   after a backoff of up to `retryMaxDelayMs` or as soon as the client is
  *   ready again.
  * - While Valkey is unreachable messages wait in a bounded queue
- *   (message-queue.ts). When it is full the oldest lines are dropped; after
- *   the next successful call (or before the final status, whichever comes
- *   first) a drop notice takes the next seq and says how many lines, and
- *   which seq range, were lost (`DropNotice` in build-messages.ts).
+ *   (message-queue.ts). When it is full the oldest lines are dropped; when
+ *   the next batch is taken (after the call in flight succeeds) or the
+ *   final status is queued, whichever comes first, a drop notice takes the
+ *   next seq and says how many lines, and which seq range, were lost
+ *   (`DropNotice` in build-messages.ts).
  * - `finish` queues the final status; `flush` waits, bounded, for the queue
  *   to empty.
  */
@@ -333,14 +334,14 @@ export class LogPublisher {
       const sent = await this.send(batch);
       this.inFlight = undefined;
       if (!sent) return;
-
-      // Lines were dropped while this batch waited: say so now that
-      // Valkey answers.
-      this.queueDropNotice();
     }
   }
 
   private nextBatch(): Batch | undefined {
+    // Lines dropped since the last batch are announced before the next one
+    // is taken, so each notice covers one unbroken run of dropped seqs.
+    this.queueDropNotice();
+
     const messages = this.queue.take(
       this.options.batchMaxLines,
       this.options.batchMaxBytes,
