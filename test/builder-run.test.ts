@@ -303,6 +303,35 @@ describe("builder run", () => {
     );
   });
 
+  it("stops the running step on SIGTERM and reports the build failed", async () => {
+    const slug = "run-stop" as Slug;
+    const repo = await makeRepo({
+      "build.mjs": `
+        console.log("waiting");
+        setTimeout(() => console.log("not stopped"), 60000);
+      `,
+    });
+    const subscriber = await LogSubscriber.start(valkey.url, slug);
+
+    const builder = startBuilder(builderEnv(slug, "build-stop", repo));
+    await subscriber.line("waiting");
+    builder.child.kill("SIGTERM");
+    const status = (await subscriber.status()) as BuilderStatusMessage;
+
+    expect(status).toMatchObject({
+      status: "failed",
+      exitCode: 143,
+      failedStep: "build",
+    });
+    expect(status.log).toMatch(/SIGTERM/);
+    expect(await builder.exit()).toBe(143);
+    expect(stepLines(subscriber.messages).at(-1)).toMatchObject({
+      step: "build",
+      phase: "end",
+      exitCode: 143,
+    });
+  });
+
   it("stops at start with exit code 2 naming each bad variable", async () => {
     const builder = startBuilder({
       GIT_REPOSITORY_URL: "/tmp/repo",
