@@ -230,6 +230,31 @@ describe("builder run", () => {
     ]);
   });
 
+  it("fails the build when the install fails, and skips the build step", async () => {
+    const slug = "run-install" as Slug;
+    const repo = await makeRepo({ "build.mjs": PRINTING_BUILD });
+    const subscriber = await LogSubscriber.start(valkey.url, slug);
+
+    const builder = startBuilder({
+      ...builderEnv(slug, "build-install", repo),
+      INSTALL_COMMAND: "echo 'no registry' >&2; exit 4",
+    });
+    const status = (await subscriber.status()) as BuilderStatusMessage;
+
+    expect(status).toMatchObject({
+      status: "failed",
+      exitCode: 4,
+      failedStep: "install",
+    });
+    expect(await builder.exit()).toBe(4);
+    expect(stepOutput(subscriber.messages, "install", "stderr")).toEqual([
+      "no registry",
+    ]);
+    expect(stepLines(subscriber.messages).map((m) => m.step)).not.toContain(
+      "build",
+    );
+  });
+
   it("checks out GIT_REF and builds in START_DIR", async () => {
     const slug = "run-ref" as Slug;
     const repo = await makeRepo({
