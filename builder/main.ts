@@ -50,8 +50,12 @@ async function runBuild(
   options: Readonly<BuilderOptions>,
   logger: Logger,
 ): Promise<number> {
-  const client = openValkey(options, logger);
-  const publisher = new LogPublisher({ ...options, client, logger });
+  const valkey = openValkey(options, logger);
+  const publisher = new LogPublisher({
+    ...options,
+    client: valkey.client,
+    logger,
+  });
   const runner = new BuildRunner({
     ...options,
     env: buildEnvironment(processEnv()),
@@ -84,18 +88,26 @@ async function runBuild(
   publisher.close();
   logger.info({ remaining, ...publisher.metrics }, "log publisher closed");
 
-  await closeValkey(client);
+  await valkey.close();
   for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
 
   if (result.status === "succeeded") return 0;
   return result.exitCode === 0 ? 1 : result.exitCode;
 }
 
+interface ValkeyLink {
+  client: Redis;
+  close(): Promise<void>;
+}
+
 /**
  * A client whose commands fail at once while disconnected: the publisher's
  * queue is the only buffer, and it decides what to keep.
  */
-function openValkey(options: Readonly<BuilderOptions>, logger: Logger): Redis {
+function openValkey(
+  options: Readonly<BuilderOptions>,
+  logger: Logger,
+): ValkeyLink {
   const client = createValkeyClient(
     {
       url: options.valkey.url,
@@ -114,32 +126,34 @@ function openValkey(options: Readonly<BuilderOptions>, logger: Logger): Redis {
   // Each reconnect attempt of an outage reports an error; the first one is
   // the news.
   let connected = false;
+  let closing = false;
   client.on("ready", () => {
     connected = true;
     logger.info("valkey connected");
   });
   client.on("error", (err: Error) => {
-    if (connected) logger.warn({ err }, "valkey connection failed");
+    if (connected && !closing) logger.warn({ err }, "valkey connection failed");
     else logger.debug({ err }, "valkey connection failed");
     connected = false;
   });
   client.on("close", () => {
-    if (connected) logger.warn("valkey connection lost");
+    if (connected && !closing) logger.warn("valkey connection lost");
     connected = false;
   });
-  return client;
-}
 
-async function closeValkey(client: Redis): Promise<void> {
-  if (client.status === "ready") {
-    try {
-      await client.quit();
-      return;
-    } catch {
-      // Fall through to a hard close.
+  const close = async () => {
+    closing = true;
+    if (client.status === "ready") {
+      try {
+        await client.quit();
+        return;
+      } catch {
+        // Fall through to a hard close.
+      }
     }
-  }
-  client.disconnect();
+    client.disconnect();
+  };
+  return { client, close };
 }
 
 main(process.argv.slice(2)).then(
