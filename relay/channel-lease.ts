@@ -38,8 +38,14 @@ return 0
 `;
 
 // KEYS: owner, presence. ARGV: token, leaseTtlMs, nodeId, presenceTtlMs,
-// hasLocalViewers. Returns 1 renewed, 0 lost to someone else, 2 released
-// because no node has viewers any more.
+// hasLocalViewers, slug, freshWindowMs. Returns 1 renewed, 0 lost to someone else, 2
+// released because no node has viewers any more, 3 released to the node
+// the slug prefers.
+//
+// Each slug prefers the present node with the highest sha1(slug, node)
+// (rendezvous hashing), so ownership spreads evenly over the nodes that
+// have viewers, whatever order they arrived in. The first node to arrive
+// owns at once; the renewal hands over when a preferred node is present.
 const RENEW = `${NOW_MS}
 local presenceTtl = tonumber(ARGV[4])
 if ARGV[5] == '1' then
@@ -56,6 +62,20 @@ if redis.call('ZCARD', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
   return 2
 end
+-- Only nodes that refreshed lately count: a killed node stays present
+-- until its entry expires, and must not be handed anything meanwhile.
+local fresh = redis.call('ZRANGEBYSCORE', KEYS[2], now + presenceTtl - tonumber(ARGV[7]), '+inf')
+local best, bestNode = '', ARGV[3]
+for _, node in ipairs(fresh) do
+  local rank = redis.sha1hex(ARGV[6] .. '/' .. node)
+  if rank > best then
+    best, bestNode = rank, node
+  end
+end
+if bestNode ~= ARGV[3] then
+  redis.call('DEL', KEYS[1])
+  return 3
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
@@ -71,7 +91,7 @@ end
 return 0
 `;
 
-export type RenewResult = "renewed" | "lost" | "released";
+export type RenewResult = "renewed" | "lost" | "released" | "handed-over";
 
 interface LeaseCommands {
   relayAcquire(
@@ -90,6 +110,8 @@ interface LeaseCommands {
     nodeId: string,
     presenceTtlMs: number,
     hasLocalViewers: string,
+    slug: string,
+    freshWindowMs: number,
   ): Promise<number>;
   relayRelease(
     owner: string,
@@ -103,6 +125,8 @@ export interface ChannelLeaseOptions {
   nodeId: string;
   leaseTtlMs: number;
   presenceTtlMs: number;
+  /** A node refreshed within this long counts as alive for hand-over. */
+  freshWindowMs: number;
 }
 
 export class ChannelLease {
@@ -144,9 +168,10 @@ export class ChannelLease {
       nodeId,
       presenceTtlMs,
       hasLocalViewers ? "1" : "0",
+      slug,
+      this.options.freshWindowMs,
     );
-    if (result === 1) return "renewed";
-    return result === 2 ? "released" : "lost";
+    return RENEW_RESULTS[result] ?? "lost";
   }
 
   /** Leaves the presence set, and gives the lease up when `token` holds it. */
@@ -164,6 +189,13 @@ export class ChannelLease {
     return this.client.get(ownerKey(slug));
   }
 }
+
+const RENEW_RESULTS: Record<number, RenewResult> = {
+  0: "lost",
+  1: "renewed",
+  2: "released",
+  3: "handed-over",
+};
 
 function defineLeaseCommands(client: Redis): void {
   if ("relayAcquire" in client) return;

@@ -51,6 +51,7 @@ export interface ChannelOwnerEvents {
 export type OwnershipLossReason =
   | "taken"
   | "released"
+  | "handed-over"
   | "expired"
   | "shutdown";
 
@@ -70,7 +71,10 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
     private readonly onPayload: (slug: Slug, payload: string) => void,
   ) {
     super();
-    this.lease = new ChannelLease(commands, options);
+    this.lease = new ChannelLease(commands, {
+      ...options,
+      freshWindowMs: 2 * options.leaseRenewIntervalMs + 500,
+    });
     this.marginMs = Math.max(100, Math.floor(options.leaseTtlMs / 10));
 
     subscriber.on("message", (channel: string, payload: string) => {
@@ -212,7 +216,7 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
           state.validUntilMs = sentAtMs + this.options.leaseTtlMs - this.marginMs;
           return;
         }
-        this.drop(state, result === "lost" ? "taken" : "released");
+        this.drop(state, result === "lost" ? "taken" : result);
         if (state.localViewers === 0) this.channels.delete(state.slug);
       })
       .catch((err: unknown) => {
@@ -229,7 +233,7 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
     state.validUntilMs = 0;
     this.unsubscribe(state.channel);
 
-    const level = reason === "released" || reason === "shutdown" ? "info" : "warn";
+    const level = reason === "taken" || reason === "expired" ? "warn" : "info";
     this.logger[level]({ slug: state.slug, reason }, "channel ownership ended");
     this.emit("lost", state.slug, reason);
   }
