@@ -8,15 +8,23 @@
  * The steps run with `env`, which the caller has stripped of the builder's
  * secrets (build-environment.ts). The folder is removed afterwards.
  */
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { Logger } from "../shared/logger.ts";
 import type { BuildResult, StepName } from "./build-messages.ts";
 import type { BuilderOptions } from "./config.ts";
 import { StartDirError } from "./errors.ts";
 import { StepProcess, type BuildLog } from "./step-process.ts";
-import { maskUrlCredentials } from "./url-credentials.ts";
+import {
+  hasUrlCredentials,
+  maskUrlCredentials,
+  stripUrlCredentials,
+} from "./url-credentials.ts";
+
+const execFileAsync = promisify(execFile);
 
 export type BuildRunnerOptions = Pick<
   BuilderOptions,
@@ -116,6 +124,11 @@ export class BuildRunner {
     });
     if (cloned) return cloned;
 
+    if (hasUrlCredentials(o.repositoryUrl)) {
+      const kept = await this.forgetCredentials(repoDir);
+      if (kept) return kept;
+    }
+
     if (o.gitRef !== undefined) {
       const checkedOut = await this.runStep({
         step: "checkout",
@@ -188,6 +201,32 @@ export class BuildRunner {
       await rm(dir, { recursive: true, force: true }).catch((err: unknown) => {
         this.options.logger.warn({ err, dir }, "build folder not removed");
       });
+    }
+  }
+
+  /**
+   * A clone keeps its remote URL, credentials included, in .git/config,
+   * where build scripts could read them: the URL is replaced by one without
+   * them. The build does not go on when that fails.
+   */
+  private async forgetCredentials(
+    repoDir: string,
+  ): Promise<StepFailure | undefined> {
+    const url = stripUrlCredentials(this.options.repositoryUrl);
+    try {
+      await execFileAsync("git", ["remote", "set-url", "origin", url], {
+        cwd: repoDir,
+        env: this.options.env,
+      });
+      return undefined;
+    } catch (err) {
+      this.options.logger.error({ err }, "clone credentials not removed");
+      this.options.log.line(
+        "system",
+        "The clone's remote URL still holds credentials, so the build stops",
+        Date.now(),
+      );
+      return { step: "clone", exitCode: 1 };
     }
   }
 

@@ -1,8 +1,8 @@
 /**
  * Credentials inside URLs, such as a repository URL of
  * `https://x-access-token:<token>@github.com/org/repo.git`: found so they
- * can be kept from a build's environment, and masked before a URL is shown
- * in a log line.
+ * can be kept from a build's environment, masked before a URL is shown in a
+ * log line, and removed from the remote URL a clone keeps.
  *
  * A password always counts. A user name alone counts for http(s), where it
  * is how tokens are passed (`https://<token>@host/repo`), and not for
@@ -23,6 +23,16 @@ export function maskUrlCredentials(value: string): string {
   if (!url || !hasUrlCredentials(value)) return value;
 
   url.username = "***";
+  url.password = "";
+  return url.toString();
+}
+
+/** `value` without its credentials; other values unchanged. */
+export function stripUrlCredentials(value: string): string {
+  const url = parseUrl(value);
+  if (!url || !hasUrlCredentials(value)) return value;
+
+  url.username = "";
   url.password = "";
   return url.toString();
 }

@@ -1,4 +1,7 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { Slug } from "../shared/channel-name.ts";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import type { BuilderLineMessage } from "../builder/build-messages.ts";
@@ -6,6 +9,7 @@ import { buildEnvironment } from "../builder/build-environment.ts";
 import {
   hasUrlCredentials,
   maskUrlCredentials,
+  stripUrlCredentials,
 } from "../builder/url-credentials.ts";
 import {
   LogSubscriber,
@@ -64,6 +68,9 @@ describe("build environment", () => {
       "https://***@github.com/org/repo.git",
     );
     expect(maskUrlCredentials("/srv/repos/site")).toBe("/srv/repos/site");
+    expect(stripUrlCredentials("https://tok@github.com/org/repo.git")).toBe(
+      "https://github.com/org/repo.git",
+    );
   });
 });
 
@@ -112,5 +119,44 @@ describe("build processes", () => {
     }
     // A local path carries no credential, so it is kept.
     expect(printed).toContain("GIT_REPOSITORY_URL");
+  });
+
+  it("do not find the repository's credentials in the clone", async () => {
+    const slug = "clone-secret" as Slug;
+    const repo = await makeRepo({ "README.md": "private\n" });
+    const url = "https://x-access-token:s3cr3t@git.example.invalid/site.git";
+
+    // git fetches that URL from the local repository instead.
+    const home = await mkdtemp(join(tmpdir(), "codebay-test-home-"));
+    onTestFinished(() => rm(home, { recursive: true, force: true }));
+    await writeFile(
+      join(home, ".gitconfig"),
+      `[url "${repo}"]\n\tinsteadOf = ${url}\n`,
+    );
+    const subscriber = await LogSubscriber.start(valkey.url, slug);
+
+    const builder = startBuilder({
+      HOME: home,
+      REDIS_URL: valkey.url,
+      GIT_REPOSITORY_URL: url,
+      PROJECT_ID: slug,
+      BUILD_ID: "build-clone-secret",
+      INSTALL_COMMAND: "true",
+      BUILD_COMMAND: "cat README.md .git/config; env",
+    });
+    const status = await subscriber.status();
+
+    expect(status).toMatchObject({ status: "succeeded" });
+    expect(await builder.exit()).toBe(0);
+
+    const logs = subscriber.messages.map((m) => m.log);
+    expect(logs).toContain("private");
+    expect(logs).toContain(
+      "Step clone started: git clone https://***@git.example.invalid/site.git",
+    );
+    expect(logs).toContainEqual(
+      expect.stringContaining("url = https://git.example.invalid/site.git"),
+    );
+    expect(logs.filter((log) => log.includes("s3cr3t"))).toEqual([]);
   });
 });
