@@ -112,20 +112,24 @@ export class LogFollower extends EventEmitter<LogFollowerEvents> {
 
     this.socket
       .timeout(this.options.subscribeTimeoutMs ?? 10_000)
-      .emit(SUBSCRIBE_EVENT, request, (err: Error | null, ack: SubscribeAck) => {
-        if (this.closed) return;
-        if (err) {
-          // No answer in time: the connection is probably gone, and the
-          // next "connect" subscribes again. If it is not, retry now.
-          if (this.socket.connected) this.subscribe();
-          return;
-        }
-        if (!ack.ok) {
-          this.emit("refused", ack.error);
-          return;
-        }
-        this.emit("subscribed", ack);
-      });
+      .emit(
+        SUBSCRIBE_EVENT,
+        request,
+        (err: Error | null, ack: SubscribeAck) => {
+          if (this.closed) return;
+          if (err) {
+            // No answer in time: the connection is probably gone, and the
+            // next "connect" subscribes again. If it is not, retry now.
+            if (this.socket.connected) this.subscribe();
+            return;
+          }
+          if (!ack.ok) {
+            this.emit("refused", ack.error);
+            return;
+          }
+          this.emit("subscribed", ack);
+        },
+      );
   }
 
   private onLogs(event: LogsEvent): void {

@@ -8,7 +8,12 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { isSlug } from "../shared/channel-name.ts";
-import { ConfigError, intVar, readEnv, type Env } from "../shared/env-config.ts";
+import {
+  ConfigError,
+  intVar,
+  readEnv,
+  type Env,
+} from "../shared/env-config.ts";
 
 export interface LogsOptions {
   relayUrl: string;
@@ -61,9 +66,13 @@ export function readLogsConfig(
     ]);
   }
 
-  const since = intVar(0, Number.MAX_SAFE_INTEGER).safeParse(values.since ?? "0");
+  const since = intVar(0, Number.MAX_SAFE_INTEGER).safeParse(
+    values.since ?? "0",
+  );
   if (!since.success) {
-    throw new ConfigError([`--since ${JSON.stringify(values.since)}: must be a whole number`]);
+    throw new ConfigError([
+      `--since ${JSON.stringify(values.since)}: must be a whole number`,
+    ]);
   }
 
   return {

@@ -41,10 +41,15 @@ follower.on("gap", (notice) => {
 follower.on("status", (status) => {
   print(options.json ? JSON.stringify(status) : formatLine(status, color));
   follower.close();
-  process.exitCode = status.exitCode === 0 && status.status !== "succeeded" ? 1 : status.exitCode;
+  process.exitCode =
+    status.exitCode === 0 && status.status !== "succeeded"
+      ? 1
+      : status.exitCode;
 });
 follower.on("refused", (error) => {
-  process.stderr.write(`logs: refused by the relay: ${error.code}: ${error.message}\n`);
+  process.stderr.write(
+    `logs: refused by the relay: ${error.code}: ${error.message}\n`,
+  );
   follower.close();
   process.exitCode = 2;
 });
@@ -53,7 +58,9 @@ let warned = false;
 follower.on("error", (err) => {
   if (warned) return;
   warned = true;
-  process.stderr.write(`logs: cannot reach ${options.relayUrl} (${err.message}); retrying\n`);
+  process.stderr.write(
+    `logs: cannot reach ${options.relayUrl} (${err.message}); retrying\n`,
+  );
 });
 follower.on("subscribed", () => {
   warned = false;

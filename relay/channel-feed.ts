@@ -17,7 +17,11 @@
  * - `logs:<slug>:logs`: structured viewers that are caught up.
  */
 import type { Server, Socket } from "socket.io";
-import { channelName, type ChannelName, type Slug } from "../shared/channel-name.ts";
+import {
+  channelName,
+  type ChannelName,
+  type Slug,
+} from "../shared/channel-name.ts";
 import type { Logger } from "../shared/logger.ts";
 import {
   LOGS_EVENT,
@@ -30,7 +34,11 @@ import {
 } from "../shared/viewer-protocol.ts";
 import type { BuildId, Seq } from "../shared/wire.ts";
 import type { HistoryReader } from "./history-reader.ts";
-import { toBatchEntry, type BatchEntry, type RelayBatch } from "./line-batcher.ts";
+import {
+  toBatchEntry,
+  type BatchEntry,
+  type RelayBatch,
+} from "./line-batcher.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
 
 /** How many history entries one read (and one replayed event) carries. */
@@ -214,7 +222,10 @@ export class ChannelFeed {
     if (!this.busy && !this.closed && this.tail) {
       const tail = this.tail;
       this.tail = undefined;
-      if (tail.buildId !== this.buildId && !this.finishedBuilds.has(tail.buildId)) {
+      if (
+        tail.buildId !== this.buildId &&
+        !this.finishedBuilds.has(tail.buildId)
+      ) {
         this.startBuild(tail.buildId);
       }
       if (tail.buildId === this.buildId && tail.seq > this.lastSeq) {
@@ -314,7 +325,9 @@ export class ChannelFeed {
       { slug: this.slug, fromSeq: notice.fromSeq, toSeq: notice.toSeq },
       "lines missing from history",
     );
-    this.io.local.to(linesRoom(this.slug)).emit(MESSAGE_EVENT, JSON.stringify(notice));
+    this.io.local
+      .to(linesRoom(this.slug))
+      .emit(MESSAGE_EVENT, JSON.stringify(notice));
     this.emitBatch(this.io.local.to(batchesRoom(this.slug)), [notice]);
     this.lastSeq = notice.toSeq;
   }
@@ -323,7 +336,8 @@ export class ChannelFeed {
     if (this.parked.size === 0) return;
 
     for (const [socket, parked] of this.parked) {
-      if (parked.buildId !== this.buildId || parked.sent > this.lastSeq) continue;
+      if (parked.buildId !== this.buildId || parked.sent > this.lastSeq)
+        continue;
       this.parked.delete(socket);
       if (!socket.connected) continue;
 
@@ -362,7 +376,9 @@ export class ChannelFeed {
         messages.push(gapNotice(buildId, sent + 1, gapEnd));
         sent = gapEnd;
       }
-      messages.push(...parseMessages(entries.map((e) => toBatchEntry(e.payload))));
+      messages.push(
+        ...parseMessages(entries.map((e) => toBatchEntry(e.payload))),
+      );
       if (messages.length > 0) this.emitBatch(socket, messages);
       this.metrics.replayedLines.inc(entries.length);
 

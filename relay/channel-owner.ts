@@ -39,6 +39,8 @@ interface ChannelState {
   validUntilMs: number;
   /** A lease call for this channel is in flight. */
   busy: boolean;
+  /** This node's subscription to the channel is confirmed. */
+  live: boolean;
 }
 
 export interface ChannelOwnerEvents {
@@ -49,11 +51,7 @@ export interface ChannelOwnerEvents {
 }
 
 export type OwnershipLossReason =
-  | "taken"
-  | "released"
-  | "handed-over"
-  | "expired"
-  | "shutdown";
+  "taken" | "released" | "handed-over" | "expired" | "shutdown";
 
 export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
   private readonly channels = new Map<Slug, ChannelState>();
@@ -86,7 +84,10 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.options.leaseRenewIntervalMs);
+    this.timer = setInterval(
+      () => this.tick(),
+      this.options.leaseRenewIntervalMs,
+    );
   }
 
   /** Slugs this node holds the lease of. */
@@ -94,6 +95,13 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
     return [...this.channels.values()]
       .filter((state) => state.token !== undefined)
       .map((state) => state.slug);
+  }
+
+  /** True when some node, this one or another, holds the slug's lease. */
+  async hasOwner(slug: Slug): Promise<boolean> {
+    const state = this.channels.get(slug);
+    if (state?.token !== undefined) return state.live;
+    return (await this.lease.holder(slug)) !== null;
   }
 
   isOwner(slug: Slug): boolean {
@@ -112,6 +120,7 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
         token: undefined,
         validUntilMs: 0,
         busy: false,
+        live: false,
       };
       this.channels.set(slug, state);
     }
@@ -188,9 +197,12 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
         }
         state.token = token;
         state.validUntilMs = sentAtMs + this.options.leaseTtlMs - this.marginMs;
-        this.subscribe(state.channel);
-        this.logger.info({ slug: state.slug }, "channel ownership acquired");
-        this.emit("acquired", state.slug);
+        return this.subscribe(state.channel).then(() => {
+          if (state.token !== token) return;
+          state.live = true;
+          this.logger.info({ slug: state.slug }, "channel ownership acquired");
+          this.emit("acquired", state.slug);
+        });
       })
       .catch((err: unknown) => {
         this.logger.debug({ err, slug: state.slug }, "lease contention failed");
@@ -213,7 +225,8 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
       .then((result) => {
         if (state.token !== token) return;
         if (result === "renewed") {
-          state.validUntilMs = sentAtMs + this.options.leaseTtlMs - this.marginMs;
+          state.validUntilMs =
+            sentAtMs + this.options.leaseTtlMs - this.marginMs;
           return;
         }
         this.drop(state, result === "lost" ? "taken" : result);
@@ -230,6 +243,7 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
 
   private drop(state: ChannelState, reason: OwnershipLossReason): void {
     state.token = undefined;
+    state.live = false;
     state.validUntilMs = 0;
     this.unsubscribe(state.channel);
 
@@ -250,11 +264,14 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
     this.onPayload(slug, payload);
   }
 
-  private subscribe(channel: ChannelName): void {
-    this.subscriber.subscribe(channel).catch((err: unknown) => {
+  /** Resolves once the subscription is live, or failed (and will be retried). */
+  private async subscribe(channel: ChannelName): Promise<void> {
+    try {
+      await this.subscriber.subscribe(channel);
+    } catch (err) {
       // The "ready" handler subscribes again after the reconnect.
       this.logger.warn({ err, channel }, "channel subscribe failed");
-    });
+    }
   }
 
   private unsubscribe(channel: ChannelName): void {

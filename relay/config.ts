@@ -22,7 +22,10 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { intVar, portVar, readEnv, type Env } from "../shared/env-config.ts";
 import { LOG_LEVELS } from "../shared/logger.ts";
-import { readValkeyConfig, type ValkeyConfig } from "../shared/valkey-config.ts";
+import {
+  readValkeyConfig,
+  type ValkeyConfig,
+} from "../shared/valkey-config.ts";
 
 export interface RelayOptions {
   port: number;
@@ -59,7 +62,9 @@ const schema = z.object({
 });
 
 export function defaultNodeId(): string {
-  const host = hostname().replace(/[^A-Za-z0-9_.-]/g, "").slice(0, 40);
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, "")
+    .slice(0, 40);
   return `relay-${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
 

@@ -16,7 +16,8 @@ export const RelayErrorCode = {
   UNAVAILABLE: "RELAY_ERR_UNAVAILABLE",
 } as const;
 
-export type RelayErrorCode = (typeof RelayErrorCode)[keyof typeof RelayErrorCode];
+export type RelayErrorCode =
+  (typeof RelayErrorCode)[keyof typeof RelayErrorCode];
 
 export interface RelayErrorBody {
   code: RelayErrorCode;

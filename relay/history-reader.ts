@@ -4,7 +4,11 @@
  */
 import type { Redis } from "ioredis";
 import type { Slug } from "../shared/channel-name.ts";
-import { buildsKey, historyEntryId, historyKey } from "../shared/valkey-keys.ts";
+import {
+  buildsKey,
+  historyEntryId,
+  historyKey,
+} from "../shared/valkey-keys.ts";
 import { isBuildId, type BuildId, type Seq } from "../shared/wire.ts";
 
 export interface HistoryEnd {

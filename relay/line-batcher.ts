@@ -91,7 +91,11 @@ export function toBatchEntry(payload: string): BatchEntry {
   if (typeof value !== "object" || value === null) return { payload };
 
   const { buildId, seq, ts } = value as Record<string, unknown>;
-  if (!isBuildId(buildId) || !Number.isSafeInteger(seq) || (seq as number) < 1) {
+  if (
+    !isBuildId(buildId) ||
+    !Number.isSafeInteger(seq) ||
+    (seq as number) < 1
+  ) {
     return { payload };
   }
   return {

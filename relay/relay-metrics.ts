@@ -22,7 +22,6 @@ export interface RelayGaugeSources {
 export class RelayMetrics {
   readonly registry = new Registry();
 
-
   readonly ownershipEvents = new Counter({
     name: "relay_ownership_events_total",
     help: "Channel ownership changes on this node",

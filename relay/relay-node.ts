@@ -86,7 +86,9 @@ export class RelayNode {
     });
     this.watchValkey();
     this.history = new HistoryReader(this.clients.commands);
-    this.batcher = new LineBatcher(options, (batch) => this.broadcastBatch(batch));
+    this.batcher = new LineBatcher(options, (batch) =>
+      this.broadcastBatch(batch),
+    );
 
     this.owner = new ChannelOwner(
       this.clients.commands,
@@ -220,7 +222,9 @@ export class RelayNode {
           return;
         }
         this.listenSocket = socket;
-        this.port = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
+        this.port = uWS.us_socket_local_port(
+          socket as unknown as uWS.us_socket,
+        );
         resolve();
       };
 
@@ -237,13 +241,19 @@ export class RelayNode {
 
   private onConnection(socket: Socket): void {
     socket.on(SUBSCRIBE_EVENT, (raw: unknown, ack?: unknown) => {
-      const reply = typeof ack === "function" ? (ack as (a: SubscribeAck) => void) : undefined;
+      const reply =
+        typeof ack === "function"
+          ? (ack as (a: SubscribeAck) => void)
+          : undefined;
       try {
         this.subscribe(socket, parseSubscribeRequest(raw), reply);
       } catch (err) {
         if (!(err instanceof RelayError)) throw err;
         this.metrics.subscribeRefusals.inc({ reason: err.code });
-        this.logger.info({ code: err.code, socketId: socket.id }, "subscribe refused");
+        this.logger.info(
+          { code: err.code, socketId: socket.id },
+          "subscribe refused",
+        );
         refuse(socket, err, reply);
       }
     });
@@ -273,7 +283,9 @@ export class RelayNode {
     const channel = channelName(slug);
 
     if (!socket.rooms.has(channel)) {
-      const followed = [...socket.rooms].filter((r) => parseChannelName(r) !== undefined);
+      const followed = [...socket.rooms].filter(
+        (r) => parseChannelName(r) !== undefined,
+      );
       if (followed.length >= this.options.maxChannelsPerSocket) {
         throw new RelayError(
           RelayErrorCode.TOO_MANY_CHANNELS,
@@ -287,9 +299,19 @@ export class RelayNode {
     const feed = this.feeds.get(slug)!;
 
     if (request.form === "string") {
-      void socket.join(linesRoom(slug));
-      socket.emit(MESSAGE_EVENT, `Joined ${channel}`);
-      ack?.({ ok: true, channel, buildId: null, lastSeq: 0 });
+      // `Joined` promises the lines that follow it, so it waits until some
+      // node forwards the channel.
+      this.untilForwarded(slug).then(
+        () => {
+          if (!socket.connected || !socket.rooms.has(channel)) return;
+          void socket.join(linesRoom(slug));
+          socket.emit(MESSAGE_EVENT, `Joined ${channel}`);
+          ack?.({ ok: true, channel, buildId: null, lastSeq: 0 });
+        },
+        (err: unknown) => {
+          this.logger.warn({ err, slug }, "subscribe failed");
+        },
+      );
       return;
     }
 
@@ -310,6 +332,23 @@ export class RelayNode {
       });
   }
 
+  /**
+   * Resolves once this node's feed of the slug is ready and a node holds
+   * the channel's subscription, or after `FORWARDING_WAIT_MS` at most: the
+   * viewer is served either way, and history fills what a late owner
+   * missed.
+   */
+  private async untilForwarded(slug: Slug): Promise<void> {
+    const deadline = Date.now() + FORWARDING_WAIT_MS;
+    await this.feeds.get(slug)?.ready;
+
+    while (Date.now() < deadline) {
+      const owned = await this.owner.hasOwner(slug).catch(() => false);
+      if (owned) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
   private leave(socket: Socket, slug: Slug): void {
     this.feeds.get(slug)?.forget(socket);
     void socket.leave(linesRoom(slug));
@@ -328,10 +367,15 @@ export class RelayNode {
     const now = Date.now();
     for (const entry of batch.entries) {
       if (entry.ts !== undefined) {
-        this.metrics.deliveryLatency.observe(Math.max(0, now - entry.ts) / 1000);
+        this.metrics.deliveryLatency.observe(
+          Math.max(0, now - entry.ts) / 1000,
+        );
       }
       if (entry.seq !== undefined && entry.buildId !== undefined) {
-        this.forwarded.set(batch.slug, { buildId: entry.buildId, seq: entry.seq });
+        this.forwarded.set(batch.slug, {
+          buildId: entry.buildId,
+          seq: entry.seq,
+        });
       }
     }
 
@@ -419,7 +463,8 @@ export class RelayNode {
     clusterAdapter.onMessage = (message, offset) => {
       // Sharded pub/sub echoes a node's own publishes back to it; the owner
       // has already fed its own batch locally.
-      const fromOther = message.uid !== clusterAdapter.uid && message.nsp === "/";
+      const fromOther =
+        message.uid !== clusterAdapter.uid && message.nsp === "/";
       const data =
         fromOther && message.type === BROADCAST
           ? message.data?.packet?.data
@@ -479,6 +524,9 @@ export class RelayNode {
 
 /** The cluster adapter's message type for a room broadcast. */
 const BROADCAST = 3;
+
+/** Longest wait before `Joined` for a channel nobody forwards yet. */
+const FORWARDING_WAIT_MS = 3000;
 
 /** The internal event an owner broadcasts its batches with. */
 const FEED_EVENT = "relay:batch";

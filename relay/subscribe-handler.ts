@@ -61,7 +61,12 @@ export function parseSubscribeRequest(raw: unknown): SubscribeRequest {
   if (buildId !== undefined && !isBuildId(buildId)) {
     throw new RelayError(RelayErrorCode.BAD_REQUEST, "buildId is malformed");
   }
-  return { form: "structured", slug: slugOf(channel), since: since ?? 0, buildId };
+  return {
+    form: "structured",
+    slug: slugOf(channel),
+    since: since ?? 0,
+    buildId,
+  };
 }
 
 function slugOf(channel: string): Slug {

@@ -100,18 +100,25 @@ async function main(): Promise<void> {
   }
 
   const common = { REDIS_URL: valkeyUrl, LOG_LEVEL: "info" };
-  const relay = new StackProcess("relay", { ...common, PORT: String(vars.RELAY_PORT) });
+  const relay = new StackProcess("relay", {
+    ...common,
+    PORT: String(vars.RELAY_PORT),
+  });
   stopping.push(() => relay.stop());
-  const launcher = new StackProcess("launcher", { ...common, PORT: String(vars.LAUNCHER_PORT) });
+  const launcher = new StackProcess("launcher", {
+    ...common,
+    PORT: String(vars.LAUNCHER_PORT),
+  });
   stopping.push(() => launcher.stop());
 
-  const [relayPort, launcherPort] = await Promise.all([relay.ready(), launcher.ready()]).catch(
-    async (err: Error) => {
-      say(err.message);
-      await stopAll();
-      process.exit(1);
-    },
-  );
+  const [relayPort, launcherPort] = await Promise.all([
+    relay.ready(),
+    launcher.ready(),
+  ]).catch(async (err: Error) => {
+    say(err.message);
+    await stopAll();
+    process.exit(1);
+  });
   const relayUrl = `http://127.0.0.1:${relayPort}`;
   const launcherUrl = `http://127.0.0.1:${launcherPort}`;
   say(`relay at ${relayUrl}, launcher at ${launcherUrl}`);
@@ -122,24 +129,34 @@ async function main(): Promise<void> {
     installCommand: "npm install --no-audit --no-fund",
     buildCommand: "npm run build",
   };
-  const response = await fetch(`${launcherUrl}/projects/${vars.EXAMPLE_SLUG}/builds`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(request),
-  });
-  const started = (await response.json()) as { buildId?: string; error?: unknown };
+  const response = await fetch(
+    `${launcherUrl}/projects/${vars.EXAMPLE_SLUG}/builds`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(request),
+    },
+  );
+  const started = (await response.json()) as {
+    buildId?: string;
+    error?: unknown;
+  };
   if (response.status !== 202 || !started.buildId) {
     say(`the launcher refused the example build: ${JSON.stringify(started)}`);
     await stopAll();
     process.exit(1);
   }
-  say(`build ${started.buildId} of ${vars.EXAMPLE_SLUG} started; its log follows`);
+  say(
+    `build ${started.buildId} of ${vars.EXAMPLE_SLUG} started; its log follows`,
+  );
 
   const viewer = spawn(`${ROOT}bin/logs`, [vars.EXAMPLE_SLUG], {
     stdio: "inherit",
     env: { ...process.env, RELAY_URL: relayUrl },
   });
-  const code = await new Promise<number | null>((resolve) => viewer.on("exit", resolve));
+  const code = await new Promise<number | null>((resolve) =>
+    viewer.on("exit", resolve),
+  );
   say(`the build ended with exit code ${code}`);
 
   say("the stack keeps running; Ctrl-C stops it. To start another build:");
@@ -149,7 +166,9 @@ async function main(): Promise<void> {
       `    -d '${JSON.stringify(request)}'\n`,
   );
   say("to watch a build as it runs:");
-  process.stderr.write(`  RELAY_URL=${relayUrl} bin/logs ${vars.EXAMPLE_SLUG}\n`);
+  process.stderr.write(
+    `  RELAY_URL=${relayUrl} bin/logs ${vars.EXAMPLE_SLUG}\n`,
+  );
 }
 
 await main();

@@ -24,7 +24,9 @@ export class StackProcess {
 
     this.readyPort = new Promise((resolve, reject) => {
       this.child.once("exit", (code) => {
-        reject(new Error(`${name} exited with code ${code} before it was ready`));
+        reject(
+          new Error(`${name} exited with code ${code} before it was ready`),
+        );
       });
       createInterface({ input: this.child.stdout! }).on("line", (line) => {
         let record: { msg?: string; level?: number; port?: number };

@@ -130,7 +130,9 @@ export class LocalValkey {
     const child = this.child;
     if (!child) return;
 
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const exited = new Promise<void>((resolve) =>
+      child.once("exit", () => resolve()),
+    );
     child.kill("SIGTERM");
     await exited;
   }

@@ -3,7 +3,14 @@
  * line once, and exactly one node holds the channel's SUBSCRIBE.
  */
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import {
+  afterAll,
+  beforeAll,
+  describe,
+  expect,
+  it,
+  onTestFinished,
+} from "vitest";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { numsub, ownerOf, preferredOwner } from "./support/cluster-probe.ts";
 import { startRelay, type RelayHandle } from "./support/relay-process.ts";
@@ -36,10 +43,20 @@ async function startCluster(
 }
 
 function payload(i: number, buildId = "b1"): string {
-  return JSON.stringify({ type: "line", log: `line ${i}`, buildId, seq: i, ts: Date.now(), stream: "stdout" });
+  return JSON.stringify({
+    type: "line",
+    log: `line ${i}`,
+    buildId,
+    seq: i,
+    ts: Date.now(),
+    stream: "stdout",
+  });
 }
 
-async function subscribeAll(viewers: StringViewer[], channel: string): Promise<void> {
+async function subscribeAll(
+  viewers: StringViewer[],
+  channel: string,
+): Promise<void> {
   for (const viewer of viewers) viewer.socket.emit("subscribe", channel);
   await Promise.all(viewers.map((v) => v.waitForMessages(1)));
 }
@@ -54,11 +71,22 @@ describe("relay cluster", () => {
       connectStringViewer(relay.url, { transports: ["websocket"] }),
     ]);
     await subscribeAll(viewers, channel);
-    const preferred = preferredOwner("fanout", relays.map((r) => r.nodeId));
-    await waitFor(() => ownerOf(client, "fanout"), (o) => o === preferred, {
-      what: "ownership settled on the preferred node",
-    });
-    await waitFor(() => numsub(client, channel), (n) => n === 1, { what: "NUMSUB 1" });
+    const preferred = preferredOwner(
+      "fanout",
+      relays.map((r) => r.nodeId),
+    );
+    await waitFor(
+      () => ownerOf(client, "fanout"),
+      (o) => o === preferred,
+      {
+        what: "ownership settled on the preferred node",
+      },
+    );
+    await waitFor(
+      () => numsub(client, channel),
+      (n) => n === 1,
+      { what: "NUMSUB 1" },
+    );
 
     // Sample the subscriber count all through the run.
     const samples: number[] = [];
@@ -83,7 +111,9 @@ describe("relay cluster", () => {
 
     const expected = Array.from({ length: 10_001 }, (_, i) => i + 1);
     for (const viewer of viewers) {
-      expect(viewer.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual(expected);
+      expect(viewer.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual(
+        expected,
+      );
     }
     expect(samples.length).toBeGreaterThan(10);
     expect(new Set(samples)).toEqual(new Set([1]));
@@ -94,7 +124,10 @@ describe("relay cluster", () => {
     const channel = "logs:release";
     const viewers = relays.map((relay) => connectStringViewer(relay.url));
     await subscribeAll(viewers, channel);
-    const owner = await waitFor(() => ownerOf(client, "release"), (o) => o !== null);
+    const owner = await waitFor(
+      () => ownerOf(client, "release"),
+      (o) => o !== null,
+    );
 
     // The owner's viewer leaves first; the other node's viewer still gets lines.
     const ownerIndex = relays.findIndex((r) => r.nodeId === owner);
@@ -106,11 +139,17 @@ describe("relay cluster", () => {
     build.lines(3);
     await build.flush();
     await remaining.waitForMessages(4);
-    expect(remaining.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual([1, 2, 3]);
+    expect(remaining.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual([
+      1, 2, 3,
+    ]);
 
     const leftAt = Date.now();
     remaining.socket.close();
-    await waitFor(() => numsub(client, channel), (n) => n === 0, { timeoutMs: 10_000 });
+    await waitFor(
+      () => numsub(client, channel),
+      (n) => n === 0,
+      { timeoutMs: 10_000 },
+    );
     expect(Date.now() - leftAt).toBeLessThan(10_000);
     expect(await ownerOf(client, "release")).toBeNull();
   });
@@ -120,7 +159,10 @@ describe("relay cluster", () => {
     const channel = "logs:failover";
     const viewers = relays.map((relay) => connectStringViewer(relay.url));
     await subscribeAll(viewers, channel);
-    const owner = await waitFor(() => ownerOf(client, "failover"), (o) => o !== null);
+    const owner = await waitFor(
+      () => ownerOf(client, "failover"),
+      (o) => o !== null,
+    );
     const victim = relays.find((r) => r.nodeId === owner)!;
 
     const killedAt = Date.now();
@@ -131,7 +173,10 @@ describe("relay cluster", () => {
       { timeoutMs: 8000, everyMs: 20 },
     );
     expect(Date.now() - killedAt).toBeLessThan(5000);
-    await waitFor(() => numsub(client, channel), (n) => n === 1);
+    await waitFor(
+      () => numsub(client, channel),
+      (n) => n === 1,
+    );
 
     const build = syntheticBuild(valkey.url, "failover", "b-failover");
     build.lines(5);
@@ -139,7 +184,9 @@ describe("relay cluster", () => {
     const survivors = viewers.filter((_, i) => relays[i] !== victim);
     await Promise.all(survivors.map((v) => v.waitForMessages(6)));
     for (const viewer of survivors) {
-      expect(viewer.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(viewer.messages.slice(1).map((m) => JSON.parse(m).seq)).toEqual([
+        1, 2, 3, 4, 5,
+      ]);
     }
     expect(next).not.toBe(owner);
   });
@@ -159,10 +206,13 @@ describe("relay cluster", () => {
 
     const owners = await waitFor(
       async () => {
-        const tokens = await client.mget(...slugs.map((slug) => `owner:{${slug}}`));
+        const tokens = await client.mget(
+          ...slugs.map((slug) => `owner:{${slug}}`),
+        );
         const counts = new Map<string, number>();
         for (const token of tokens) {
-          const node = token === null ? "none" : token.slice(0, token.lastIndexOf("/"));
+          const node =
+            token === null ? "none" : token.slice(0, token.lastIndexOf("/"));
           counts.set(node, (counts.get(node) ?? 0) + 1);
         }
         return Object.fromEntries(counts);
@@ -175,7 +225,9 @@ describe("relay cluster", () => {
     );
     expect(Object.keys(owners).sort()).toEqual(["node-0", "node-1", "node-2"]);
 
-    const reply = (await client.pubsub("NUMSUB", ...channels)) as Array<string | number>;
+    const reply = (await client.pubsub("NUMSUB", ...channels)) as Array<
+      string | number
+    >;
     const counts = reply.filter((_, i) => i % 2 === 1).map(Number);
     expect(counts.every((n) => n === 1)).toBe(true);
   });
@@ -188,7 +240,9 @@ describe("relay cluster", () => {
     onTestFinished(() => probe.disconnect());
 
     const relays = await Promise.all(
-      [0, 1, 2].map((i) => startRelay(store.url, { RELAY_NODE_ID: `outage-${i}` })),
+      [0, 1, 2].map((i) =>
+        startRelay(store.url, { RELAY_NODE_ID: `outage-${i}` }),
+      ),
     );
     const slugs = ["outage-a", "outage-b", "outage-c", "outage-d"];
     const viewers = relays.map((relay) => connectStringViewer(relay.url));
@@ -197,12 +251,18 @@ describe("relay cluster", () => {
     }
     await Promise.all(viewers.map((v) => v.waitForMessages(slugs.length)));
     for (const slug of slugs) {
-      await waitFor(() => numsub(probe, `logs:${slug}`), (n) => n === 1);
+      await waitFor(
+        () => numsub(probe, `logs:${slug}`),
+        (n) => n === 1,
+      );
     }
 
     await store.pause();
     await waitFor(
-      () => Promise.all(relays.map((r) => fetch(`${r.url}/readyz`).then((res) => res.status))),
+      () =>
+        Promise.all(
+          relays.map((r) => fetch(`${r.url}/readyz`).then((res) => res.status)),
+        ),
       (statuses) => statuses.every((s) => s === 503),
       { what: "not ready while Valkey is down" },
     );
@@ -211,28 +271,42 @@ describe("relay cluster", () => {
     await store.resume();
 
     await waitFor(
-      () => Promise.all(relays.map((r) => fetch(`${r.url}/readyz`).then((res) => res.status))),
+      () =>
+        Promise.all(
+          relays.map((r) => fetch(`${r.url}/readyz`).then((res) => res.status)),
+        ),
       (statuses) => statuses.every((s) => s === 200),
       { what: "ready again" },
     );
     for (const slug of slugs) {
-      await waitFor(() => numsub(probe, `logs:${slug}`), (n) => n === 1, {
-        what: `one subscriber of ${slug}`,
-      });
+      await waitFor(
+        () => numsub(probe, `logs:${slug}`),
+        (n) => n === 1,
+        {
+          what: `one subscriber of ${slug}`,
+        },
+      );
     }
 
     const line = payload(1, "after-outage");
     let maxReceivers = 0;
     for (const slug of slugs) {
-      maxReceivers = Math.max(maxReceivers, await probe.publish(`logs:${slug}`, line));
+      maxReceivers = Math.max(
+        maxReceivers,
+        await probe.publish(`logs:${slug}`, line),
+      );
     }
     expect(maxReceivers).toBe(1);
     await Promise.all(viewers.map((v) => v.waitForMessages(2 * slugs.length)));
     for (const viewer of viewers) {
-      expect(viewer.messages.filter((m) => m === line)).toHaveLength(slugs.length);
+      expect(viewer.messages.filter((m) => m === line)).toHaveLength(
+        slugs.length,
+      );
     }
     for (const relay of relays) {
-      expect(relay.process.logs.filter((r) => r.msg === "unhandled rejection")).toEqual([]);
+      expect(
+        relay.process.logs.filter((r) => r.msg === "unhandled rejection"),
+      ).toEqual([]);
     }
   });
 });

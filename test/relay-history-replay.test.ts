@@ -28,7 +28,9 @@ describe("structured subscribe", () => {
     await build.flush();
 
     const viewer = recordFollower({ url: relay.url, slug: "late-join" });
-    const subscribed = new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+    const subscribed = new Promise((resolve) =>
+      viewer.follower.once("subscribed", resolve),
+    );
     // The rest is published while the viewer is still being caught up.
     build.lines(5000);
     const ack = await subscribed;
@@ -37,11 +39,18 @@ describe("structured subscribe", () => {
     const status = await viewer.finished;
     expect(status.status).toBe("succeeded");
     expect(viewer.seen).toEqual(seqRange("build-1", 10_001));
-    expect(ack).toMatchObject({ ok: true, channel: "logs:late-join", buildId: "build-1" });
+    expect(ack).toMatchObject({
+      ok: true,
+      channel: "logs:late-join",
+      buildId: "build-1",
+    });
   });
 
   it("batches live lines into few logs events", async () => {
-    const relay = await startRelay(valkey.url, { BATCH_WINDOW_MS: "20", BATCH_MAX_LINES: "200" });
+    const relay = await startRelay(valkey.url, {
+      BATCH_WINDOW_MS: "20",
+      BATCH_MAX_LINES: "200",
+    });
     const viewer = recordFollower({ url: relay.url, slug: "batched" });
     await new Promise((resolve) => viewer.follower.once("subscribed", resolve));
 
@@ -70,7 +79,9 @@ describe("structured subscribe", () => {
     let reconnects = 0;
     viewer.follower.on("subscribed", () => (reconnects += 1));
     for (let cut = 0; cut < 3; cut++) {
-      const resubscribed = new Promise((resolve) => viewer.follower.once("subscribed", resolve));
+      const resubscribed = new Promise((resolve) =>
+        viewer.follower.once("subscribed", resolve),
+      );
       // A transport that dies under the client, as a network cut does.
       viewer.follower.socket.io.engine.close();
       build.lines(1000);
@@ -89,13 +100,20 @@ describe("structured subscribe", () => {
     first.lines(10);
     await first.finish();
 
-    const viewer = recordFollower({ url: relay.url, slug: "rebuild", since: 5, buildId: "build-old" });
+    const viewer = recordFollower({
+      url: relay.url,
+      slug: "rebuild",
+      since: 5,
+      buildId: "build-old",
+    });
     const builds: string[] = [];
     viewer.follower.on("build", (id) => builds.push(id));
     await viewer.finished;
 
     const second = syntheticBuild(valkey.url, "rebuild", "build-new");
-    const nextStatus = new Promise((resolve) => viewer.follower.on("status", resolve));
+    const nextStatus = new Promise((resolve) =>
+      viewer.follower.on("status", resolve),
+    );
     second.lines(20);
     await second.finish();
     await nextStatus;
@@ -105,7 +123,10 @@ describe("structured subscribe", () => {
       ...seqRange("build-new", 21),
     ]);
     expect(builds).toEqual(["build-new"]);
-    expect(viewer.statuses.map((s) => s.buildId)).toEqual(["build-old", "build-new"]);
+    expect(viewer.statuses.map((s) => s.buildId)).toEqual([
+      "build-old",
+      "build-new",
+    ]);
   });
 
   it("refuses malformed structured requests through the acknowledgement", async () => {
@@ -113,7 +134,9 @@ describe("structured subscribe", () => {
     const socket = io(relay.url, { forceNew: true });
     try {
       const ask = (request: unknown) =>
-        socket.timeout(5000).emitWithAck("subscribe", request) as Promise<SubscribeAck>;
+        socket
+          .timeout(5000)
+          .emitWithAck("subscribe", request) as Promise<SubscribeAck>;
 
       const answers = await Promise.all([
         ask({ channel: "foo" }),
@@ -131,7 +154,12 @@ describe("structured subscribe", () => {
       ]);
 
       const good = await ask({ channel: "logs:no-builds-yet" });
-      expect(good).toEqual({ ok: true, channel: "logs:no-builds-yet", buildId: null, lastSeq: 0 });
+      expect(good).toEqual({
+        ok: true,
+        channel: "logs:no-builds-yet",
+        buildId: null,
+        lastSeq: 0,
+      });
     } finally {
       socket.close();
     }

@@ -33,25 +33,35 @@ describe("string-form subscribe", () => {
   it.each([
     ["websocket first", {}],
     ["polling only", { transports: ["polling"] }],
-  ])("delivers every payload unchanged and in order (%s)", async (_, options) => {
-    const relay = await startRelay(valkey.url);
-    const channel = `logs:contract-${Math.random().toString(36).slice(2, 8)}`;
-    const viewer = connectStringViewer(relay.url, options);
-    viewer.socket.emit("subscribe", channel);
-    await viewer.waitForMessages(1);
-    expect(viewer.messages[0]).toBe(`Joined ${channel}`);
-    await waitFor(() => numsub(channel), (n) => n === 1, { what: "NUMSUB 1" });
+  ])(
+    "delivers every payload unchanged and in order (%s)",
+    async (_, options) => {
+      const relay = await startRelay(valkey.url);
+      const channel = `logs:contract-${Math.random().toString(36).slice(2, 8)}`;
+      const viewer = connectStringViewer(relay.url, options);
+      viewer.socket.emit("subscribe", channel);
+      await viewer.waitForMessages(1);
+      expect(viewer.messages[0]).toBe(`Joined ${channel}`);
+      await waitFor(
+        () => numsub(channel),
+        (n) => n === 1,
+        { what: "NUMSUB 1" },
+      );
 
-    const payloads = Array.from({ length: 1000 }, (_, i) =>
-      JSON.stringify({ log: `line ${i + 1} \u001b[32mok\u001b[0m`, seq: i + 1 }),
-    );
-    const pipeline = publisher.pipeline();
-    for (const payload of payloads) pipeline.publish(channel, payload);
-    await pipeline.exec();
+      const payloads = Array.from({ length: 1000 }, (_, i) =>
+        JSON.stringify({
+          log: `line ${i + 1} \u001b[32mok\u001b[0m`,
+          seq: i + 1,
+        }),
+      );
+      const pipeline = publisher.pipeline();
+      for (const payload of payloads) pipeline.publish(channel, payload);
+      await pipeline.exec();
 
-    await viewer.waitForMessages(1001);
-    expect(viewer.messages.slice(1)).toEqual(payloads);
-  });
+      await viewer.waitForMessages(1001);
+      expect(viewer.messages.slice(1)).toEqual(payloads);
+    },
+  );
 
   it("refuses malformed channels with a stable code and keeps serving", async () => {
     const relay = await startRelay(valkey.url);
@@ -72,9 +82,13 @@ describe("string-form subscribe", () => {
     for (const request of bad) {
       const before = viewer.errors.length;
       viewer.socket.emit("subscribe", request);
-      await waitFor(() => viewer.errors.length, (n) => n > before, {
-        what: `refusal of ${JSON.stringify(request).slice(0, 40)}`,
-      });
+      await waitFor(
+        () => viewer.errors.length,
+        (n) => n > before,
+        {
+          what: `refusal of ${JSON.stringify(request).slice(0, 40)}`,
+        },
+      );
     }
 
     expect(viewer.errors.map((e) => e.code)).toEqual([
@@ -99,16 +113,26 @@ describe("string-form subscribe", () => {
     const other = connectStringViewer(relay.url);
     other.socket.emit("subscribe", "logs:still-fine");
     await other.waitForMessages(1);
-    await waitFor(() => numsub("logs:still-fine"), (n) => n === 1);
+    await waitFor(
+      () => numsub("logs:still-fine"),
+      (n) => n === 1,
+    );
 
     await publisher.publish("logs:still-fine", '{"log":"after refusals"}');
     await viewer.waitForMessages(2);
     await other.waitForMessages(2);
-    expect(other.messages).toEqual(["Joined logs:still-fine", '{"log":"after refusals"}']);
+    expect(other.messages).toEqual([
+      "Joined logs:still-fine",
+      '{"log":"after refusals"}',
+    ]);
 
     const metrics = await fetch(`${relay.url}/metrics`).then((r) => r.text());
-    expect(metrics).toMatch(/relay_subscribe_refusals_total\{reason="RELAY_ERR_BAD_CHANNEL"\} 7/);
-    expect(metrics).toMatch(/relay_subscribe_refusals_total\{reason="RELAY_ERR_BAD_REQUEST"\} 3/);
+    expect(metrics).toMatch(
+      /relay_subscribe_refusals_total\{reason="RELAY_ERR_BAD_CHANNEL"\} 7/,
+    );
+    expect(metrics).toMatch(
+      /relay_subscribe_refusals_total\{reason="RELAY_ERR_BAD_REQUEST"\} 3/,
+    );
   });
 
   it("drops the Valkey subscription when the last viewer leaves", async () => {
@@ -120,7 +144,11 @@ describe("string-form subscribe", () => {
     second.socket.emit("subscribe", channel);
     await first.waitForMessages(1);
     await second.waitForMessages(1);
-    await waitFor(() => numsub(channel), (n) => n === 1, { what: "NUMSUB 1" });
+    await waitFor(
+      () => numsub(channel),
+      (n) => n === 1,
+      { what: "NUMSUB 1" },
+    );
 
     first.socket.close();
     // One viewer remains: the subscription stays.
@@ -129,18 +157,26 @@ describe("string-form subscribe", () => {
     expect(await numsub(channel)).toBe(1);
 
     second.socket.close();
-    await waitFor(() => numsub(channel), (n) => n === 0, {
-      timeoutMs: 10_000,
-      what: "NUMSUB 0",
-    });
+    await waitFor(
+      () => numsub(channel),
+      (n) => n === 0,
+      {
+        timeoutMs: 10_000,
+        what: "NUMSUB 0",
+      },
+    );
   });
 
   it("reports its node id and readiness over HTTP", async () => {
-    const relay = await startRelay(valkey.url, { RELAY_NODE_ID: "node-under-test" });
+    const relay = await startRelay(valkey.url, {
+      RELAY_NODE_ID: "node-under-test",
+    });
     const health = await fetch(`${relay.url}/healthz`).then((r) => r.json());
     expect(health).toEqual({ status: "ok", nodeId: "node-under-test" });
     const ready = await fetch(`${relay.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(relay.process.logs.every((r) => r.nodeId === "node-under-test")).toBe(true);
+    expect(
+      relay.process.logs.every((r) => r.nodeId === "node-under-test"),
+    ).toBe(true);
   });
 });

@@ -23,7 +23,10 @@ export async function ownerOf(
  * The node a slug's lease settles on when all `nodeIds` have viewers of it:
  * the highest sha1(`<slug>/<node>`), as in relay/channel-lease.ts.
  */
-export function preferredOwner(slug: string, nodeIds: readonly string[]): string {
+export function preferredOwner(
+  slug: string,
+  nodeIds: readonly string[],
+): string {
   const rank = (node: string) =>
     createHash("sha1").update(`${slug}/${node}`).digest("hex");
   return [...nodeIds].sort((a, b) => (rank(a) < rank(b) ? 1 : -1))[0]!;

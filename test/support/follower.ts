@@ -3,7 +3,10 @@
  * handed so tests can check seq continuity.
  */
 import { onTestFinished } from "vitest";
-import { LogFollower, type LogFollowerOptions } from "../../client/log-follower.ts";
+import {
+  LogFollower,
+  type LogFollowerOptions,
+} from "../../client/log-follower.ts";
 import type { StatusMessage } from "../../shared/wire.ts";
 
 export interface RecordingFollower {

@@ -17,7 +17,8 @@ export async function startRelay(
   env: Record<string, string> = {},
   { cleanup = true } = {},
 ): Promise<RelayHandle> {
-  const nodeId = env.RELAY_NODE_ID ?? `relay-test-${Math.random().toString(36).slice(2, 8)}`;
+  const nodeId =
+    env.RELAY_NODE_ID ?? `relay-test-${Math.random().toString(36).slice(2, 8)}`;
   const process = new ServiceProcess("relay", [], {
     REDIS_URL: valkeyUrl,
     PORT: "0",

@@ -31,7 +31,11 @@ export class ServiceProcess {
   ) {
     this.child = spawn(`${ROOT}bin/${name}`, args, {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
 

@@ -2,7 +2,12 @@
  * A viewer using the existing dashboard's contract: socket.io-client with
  * its defaults, `subscribe` with the channel name, `message` events.
  */
-import { io, type Socket, type ManagerOptions, type SocketOptions } from "socket.io-client";
+import {
+  io,
+  type Socket,
+  type ManagerOptions,
+  type SocketOptions,
+} from "socket.io-client";
 import { onTestFinished } from "vitest";
 
 export interface StringViewer {
@@ -41,7 +46,11 @@ export function connectStringViewer(
       if (done()) return resolve();
       const timer = setTimeout(() => {
         wake = undefined;
-        reject(new Error(`${what} not seen within ${timeoutMs} ms (${messages.length} messages)`));
+        reject(
+          new Error(
+            `${what} not seen within ${timeoutMs} ms (${messages.length} messages)`,
+          ),
+        );
       }, timeoutMs);
       wake = () => {
         if (!done()) return;
@@ -56,7 +65,11 @@ export function connectStringViewer(
     messages,
     errors,
     async waitForMessages(count, timeoutMs = 20_000) {
-      await until(() => messages.length >= count, timeoutMs, `${count} messages`);
+      await until(
+        () => messages.length >= count,
+        timeoutMs,
+        `${count} messages`,
+      );
       return messages;
     },
     async waitForError(timeoutMs = 5_000) {

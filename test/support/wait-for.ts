@@ -15,5 +15,7 @@ export async function waitFor<T>(
     if (accept(last)) return last;
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
-  throw new Error(`${what} not met within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  throw new Error(
+    `${what} not met within ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+  );
 }
