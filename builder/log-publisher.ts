@@ -19,7 +19,7 @@
  * - `finish` queues the final status; `flush` waits, bounded, for the queue
  *   to empty.
  */
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import { channelName, type ChannelName } from "../shared/channel-name.ts";
 import type { Logger } from "../shared/logger.ts";
 import {
@@ -60,7 +60,7 @@ export type LogPublisherOptions = Pick<
   | "retryMaxDelayMs"
 > & {
   /** Its `error` listener is the caller's; commands must fail fast. */
-  client: Redis;
+  client: ValkeyClient;
   logger: Logger;
   /** Milliseconds since the epoch. Default Date.now. */
   clock?: () => number;
@@ -74,7 +74,7 @@ interface Batch {
 const FIRST_RETRY_DELAY_MS = 50;
 
 export class LogPublisher {
-  private readonly client: Redis;
+  private readonly client: ValkeyClient;
   private readonly logger: Logger;
   private readonly clock: () => number;
   private readonly buildId: BuildId;

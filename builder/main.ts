@@ -4,11 +4,13 @@
  * exit code (1 when unknown). A bad configuration exits 2 before anything
  * runs. `--help` prints the variables it reads.
  */
-import type { Redis } from "ioredis";
 import { ConfigError } from "../shared/env-config.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { redactUrl } from "../shared/valkey-config.ts";
-import { createValkeyClient } from "../shared/valkey-connection.ts";
+import {
+  createValkeyClient,
+  type ValkeyClient,
+} from "../shared/valkey-connection.ts";
 import { buildEnvironment } from "./build-environment.ts";
 import { BuildRunner } from "./build-runner.ts";
 import {
@@ -96,7 +98,7 @@ async function runBuild(
 }
 
 interface ValkeyLink {
-  client: Redis;
+  client: ValkeyClient;
   close(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ function openValkey(
     {
       url: options.valkey.url,
       caFile: options.valkey.caFile,
+      cluster: options.valkey.cluster,
       connectionName: "codebay-builder",
     },
     {

@@ -32,7 +32,7 @@
  * (NOSCRIPT, after a restart), with EVAL.
  */
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import type { ChannelName } from "../shared/channel-name.ts";
 import type { BuildId, Seq } from "../shared/wire.ts";
 import { PublishReplyError } from "./errors.ts";
@@ -126,7 +126,7 @@ export interface PublishReply {
 
 /** Runs the publish script once. Rejects when the call fails. */
 export async function runPublishScript(
-  client: Redis,
+  client: ValkeyClient,
   call: PublishCall,
 ): Promise<PublishReply> {
   const args: Array<string | number> = [

@@ -3,10 +3,12 @@
  * with a TTL set when it is created. Any launcher sharing the Valkey can
  * answer for a build another one started.
  */
-import type { Redis } from "ioredis";
 import type { Logger } from "../shared/logger.ts";
 import type { ValkeyConfig } from "../shared/valkey-config.ts";
-import { createValkeyClient } from "../shared/valkey-connection.ts";
+import {
+  createValkeyClient,
+  type ValkeyClient,
+} from "../shared/valkey-connection.ts";
 import { buildRecordKey } from "../shared/valkey-keys.ts";
 import type { BuildId } from "../shared/wire.ts";
 import {
@@ -38,7 +40,7 @@ return 1
 `;
 
 export class BuildStore {
-  readonly client: Redis;
+  readonly client: ValkeyClient;
   private readonly ttlSeconds: number;
 
   constructor(options: BuildStoreOptions) {
@@ -49,6 +51,7 @@ export class BuildStore {
       {
         url: options.valkey.url,
         caFile: options.valkey.caFile,
+        cluster: options.valkey.cluster,
         connectionName: "launcher",
       },
       // Queue commands only across one reconnect attempt: an HTTP request

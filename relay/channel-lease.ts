@@ -15,7 +15,7 @@
  * forwarding. This needs no cooperation from the viewers' nodes, which is
  * why it was chosen over a fencing token checked downstream.
  */
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import type { Slug } from "../shared/channel-name.ts";
 import { ownerKey, presenceKey } from "../shared/valkey-keys.ts";
 
@@ -130,14 +130,14 @@ export interface ChannelLeaseOptions {
 }
 
 export class ChannelLease {
-  private readonly client: Redis & LeaseCommands;
+  private readonly client: ValkeyClient & LeaseCommands;
 
   constructor(
-    client: Redis,
+    client: ValkeyClient,
     private readonly options: ChannelLeaseOptions,
   ) {
     defineLeaseCommands(client);
-    this.client = client as Redis & LeaseCommands;
+    this.client = client as ValkeyClient & LeaseCommands;
   }
 
   /** True when `token` holds the slug's lease after the call. */
@@ -197,7 +197,7 @@ const RENEW_RESULTS: Record<number, RenewResult> = {
   3: "handed-over",
 };
 
-function defineLeaseCommands(client: Redis): void {
+function defineLeaseCommands(client: ValkeyClient): void {
   if ("relayAcquire" in client) return;
   client.defineCommand("relayAcquire", { numberOfKeys: 2, lua: ACQUIRE });
   client.defineCommand("relayRenew", { numberOfKeys: 2, lua: RENEW });

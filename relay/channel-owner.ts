@@ -12,7 +12,7 @@
  * channel-lease.ts for why that is enough fencing).
  */
 import { EventEmitter } from "node:events";
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import {
   channelName,
   parseChannelName,
@@ -62,8 +62,8 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
   private stopped = false;
 
   constructor(
-    private readonly commands: Redis,
-    private readonly subscriber: Redis,
+    private readonly commands: ValkeyClient,
+    private readonly subscriber: ValkeyClient,
     private readonly options: ChannelOwnerOptions,
     private readonly logger: Logger,
     private readonly onPayload: (slug: Slug, payload: string) => void,

@@ -2,7 +2,7 @@
  * Reads the builder's per-build history streams (see shared/valkey-keys.ts):
  * the latest build of a slug, the last seq it has, and ranges by seq.
  */
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import type { Slug } from "../shared/channel-name.ts";
 import {
   buildsKey,
@@ -25,7 +25,7 @@ export interface HistoryEntry {
 type StreamReply = Array<[id: string, fields: string[]]>;
 
 export class HistoryReader {
-  constructor(private readonly client: Redis) {}
+  constructor(private readonly client: ValkeyClient) {}
 
   /** The slug's latest build, or undefined when it has none in history. */
   async latestBuild(slug: Slug): Promise<BuildId | undefined> {

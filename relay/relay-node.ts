@@ -7,7 +7,6 @@
  * process, so a process runs exactly one node.
  */
 import { createShardedAdapter } from "@socket.io/redis-adapter";
-import type { Redis } from "ioredis";
 import { Server, type Socket } from "socket.io";
 import uWS from "uWebSockets.js";
 import {
@@ -16,7 +15,10 @@ import {
   type Slug,
 } from "../shared/channel-name.ts";
 import type { Logger } from "../shared/logger.ts";
-import { createValkeyClient } from "../shared/valkey-connection.ts";
+import {
+  createValkeyClient,
+  type ValkeyClient,
+} from "../shared/valkey-connection.ts";
 import {
   MESSAGE_EVENT,
   SUBSCRIBE_EVENT,
@@ -43,7 +45,7 @@ export class RelayNode {
   private readonly app: uWS.TemplatedApp;
   private readonly io: Server;
   private readonly owner: ChannelOwner;
-  private readonly clients: Record<ValkeyConnectionName, Redis>;
+  private readonly clients: Record<ValkeyConnectionName, ValkeyClient>;
   private readonly history: HistoryReader;
   private readonly batcher: LineBatcher;
   private readonly feeds = new Map<Slug, ChannelFeed>();
@@ -61,7 +63,11 @@ export class RelayNode {
     private readonly options: RelayOptions,
     private readonly logger: Logger,
   ) {
-    const valkey = { url: options.valkey.url, caFile: options.valkey.caFile };
+    const valkey = {
+      url: options.valkey.url,
+      caFile: options.valkey.caFile,
+      cluster: options.valkey.cluster,
+    };
     this.clients = {
       commands: createValkeyClient(
         { ...valkey, connectionName: `${options.nodeId}:commands` },
@@ -76,6 +82,7 @@ export class RelayNode {
       adapter: createValkeyClient({
         ...valkey,
         connectionName: `${options.nodeId}:adapter`,
+        shardedSubscribers: true,
       }),
     };
 
@@ -498,7 +505,7 @@ export class RelayNode {
 
   private watchValkey(): void {
     for (const [name, client] of Object.entries(this.clients) as Array<
-      [ValkeyConnectionName, Redis]
+      [ValkeyConnectionName, ValkeyClient]
     >) {
       let wasReady = false;
       const log = this.logger.child({ connection: name });

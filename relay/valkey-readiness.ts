@@ -3,11 +3,11 @@
  * at a server that does not answer stops with one clear error rather than
  * retrying in the background forever.
  */
-import type { Redis } from "ioredis";
+import type { ValkeyClient } from "../shared/valkey-connection.ts";
 import { RelayError, RelayErrorCode } from "./errors.ts";
 
 export async function waitForValkey(
-  clients: readonly Redis[],
+  clients: readonly ValkeyClient[],
   timeoutMs: number,
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -5,6 +5,7 @@
  * | --- | --- |
  * | `REDIS_URL`, else `VALKEY_URL`, else `AIVEN_REDIS_URL` | server URL, default `redis://127.0.0.1:6379` |
  * | `VALKEY_CA_FILE` | PEM CA for TLS (`rediss://`, `valkeys://`) |
+ * | `VALKEY_CLUSTER` | `true` when the URL names a node of a Valkey Cluster (default `false`) |
  */
 import { z } from "zod";
 import { ConfigError, readEnv, type Env } from "./env-config.ts";
@@ -21,16 +22,22 @@ export const VALKEY_URL_VARIABLES = [
 export interface ValkeyConfig {
   url: string;
   caFile: string | undefined;
+  /** The URL names one node of a Valkey Cluster. */
+  cluster: boolean;
   /** False when no variable named a URL and the default is in use. */
   urlIsExplicit: boolean;
 }
 
 const schema = z.object({
   VALKEY_CA_FILE: z.string().optional(),
+  VALKEY_CLUSTER: z
+    .enum(["true", "false", "1", "0"], "must be true or false")
+    .default("false")
+    .transform((value) => value === "true" || value === "1"),
 });
 
 export function readValkeyConfig(env: Env): ValkeyConfig {
-  const { VALKEY_CA_FILE } = readEnv(schema, env);
+  const { VALKEY_CA_FILE, VALKEY_CLUSTER } = readEnv(schema, env);
 
   for (const name of VALKEY_URL_VARIABLES) {
     const url = env[name];
@@ -42,12 +49,18 @@ export function readValkeyConfig(env: Env): ValkeyConfig {
       const reason = err instanceof ValkeyUrlError ? err.message : String(err);
       throw new ConfigError([`${name}=${JSON.stringify(url)}: ${reason}`]);
     }
-    return { url, caFile: VALKEY_CA_FILE, urlIsExplicit: true };
+    return {
+      url,
+      caFile: VALKEY_CA_FILE,
+      cluster: VALKEY_CLUSTER,
+      urlIsExplicit: true,
+    };
   }
 
   return {
     url: DEFAULT_VALKEY_URL,
     caFile: VALKEY_CA_FILE,
+    cluster: VALKEY_CLUSTER,
     urlIsExplicit: false,
   };
 }

@@ -12,7 +12,15 @@
  * ioredis reconnects as after any other loss.
  */
 import { readFileSync } from "node:fs";
-import { Redis, type RedisOptions } from "ioredis";
+import {
+  Cluster,
+  Redis,
+  type ClusterOptions,
+  type RedisOptions,
+} from "ioredis";
+
+/** A connection to a standalone Valkey or to a Valkey Cluster. */
+export type ValkeyClient = Redis | Cluster;
 
 export interface ValkeyOptions {
   /** `redis://`, `rediss://`, `valkey://` or `valkeys://`. */
@@ -25,6 +33,10 @@ export interface ValkeyOptions {
   heartbeatTimeoutMs?: number;
   /** Name shown by CLIENT LIST, for operators. */
   connectionName?: string;
+  /** The URL names one node of a Valkey Cluster; the rest are discovered. */
+  cluster?: boolean;
+  /** Cluster only: one sharded-pub/sub connection per primary (SSUBSCRIBE). */
+  shardedSubscribers?: boolean;
 }
 
 export interface ValkeyEndpoint {
@@ -110,23 +122,63 @@ export function valkeyClientOptions(options: ValkeyOptions): RedisOptions {
 }
 
 /**
- * Opens a client with a heartbeat. The caller must attach an `error`
- * listener; ioredis reports every failed connection attempt there.
+ * Opens a client with a heartbeat: a plain client, or a cluster client when
+ * `options.cluster` is set. The caller must attach an `error` listener;
+ * ioredis reports every failed connection attempt there.
  */
+export function createValkeyClient(
+  options: ValkeyOptions & { cluster?: false },
+  overrides?: RedisOptions,
+): Redis;
+export function createValkeyClient(
+  options: ValkeyOptions,
+  overrides?: RedisOptions,
+): ValkeyClient;
 export function createValkeyClient(
   options: ValkeyOptions,
   overrides: RedisOptions = {},
-): Redis {
-  const client = new Redis({ ...valkeyClientOptions(options), ...overrides });
+): ValkeyClient {
+  const redisOptions = { ...valkeyClientOptions(options), ...overrides };
+  const client = options.cluster
+    ? new Cluster([{ host: redisOptions.host, port: redisOptions.port }], {
+        ...clusterOptions(redisOptions),
+        shardedSubscribers: options.shardedSubscribers ?? false,
+      })
+    : new Redis(redisOptions);
+
   startHeartbeat(client, options.heartbeatIntervalMs ?? 2000);
   return client;
+}
+
+/**
+ * Splits per-node settings from the ones ioredis's Cluster takes at its own
+ * level (offline queue, pipelining, retry).
+ */
+function clusterOptions(redisOptions: RedisOptions): ClusterOptions {
+  const {
+    host: _host,
+    port: _port,
+    enableOfflineQueue,
+    enableAutoPipelining,
+    retryStrategy,
+    ...perNode
+  } = redisOptions;
+
+  return {
+    redisOptions: perNode,
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    enableAutoPipelining: enableAutoPipelining ?? false,
+    clusterRetryStrategy: retryStrategy
+      ? (times) => retryStrategy(times) ?? null
+      : undefined,
+  };
 }
 
 /**
  * Pings the client while it is ready. The reply itself does not matter: the
  * socket timeout set on the client destroys the socket when none comes.
  */
-export function startHeartbeat(client: Redis, intervalMs: number): void {
+export function startHeartbeat(client: ValkeyClient, intervalMs: number): void {
   const timer = setInterval(() => {
     if (client.status !== "ready") return;
     client.ping().catch(() => {

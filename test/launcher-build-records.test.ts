@@ -66,7 +66,12 @@ async function startService() {
   const logs = new LogTap();
   const logger = pino({ level: "debug" }, logs);
   const store = new BuildStore({
-    valkey: { url: valkey.url, caFile: undefined, urlIsExplicit: true },
+    valkey: {
+      url: valkey.url,
+      caFile: undefined,
+      urlIsExplicit: true,
+      cluster: false,
+    },
     buildRecordTtlSeconds: TTL_SECONDS,
     logger,
   });

@@ -18,6 +18,8 @@ export interface RecordingFollower {
   statuses: StatusMessage[];
   /** Resolves once the build's final status has been handed over. */
   finished: Promise<StatusMessage>;
+  /** Resolves at the first accepted subscription. */
+  subscribed: Promise<unknown>;
 }
 
 export function recordFollower(options: LogFollowerOptions): RecordingFollower {
@@ -39,7 +41,10 @@ export function recordFollower(options: LogFollowerOptions): RecordingFollower {
   const finished = new Promise<StatusMessage>((resolve) => {
     follower.on("status", resolve);
   });
-  return { follower, seen, batchSizes, statuses, finished };
+  const subscribed = new Promise((resolve) => {
+    follower.once("subscribed", resolve);
+  });
+  return { follower, seen, batchSizes, statuses, finished, subscribed };
 }
 
 /** `${buildId}:1` .. `${buildId}:${last}`. */

@@ -4,11 +4,11 @@
  * cloning or running anything: for relay tests that need many lines at a
  * known rate.
  */
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import { onTestFinished } from "vitest";
 import { readBuilderConfig } from "../../builder/config.ts";
 import { LogPublisher } from "../../builder/log-publisher.ts";
+import { createValkeyClient } from "../../shared/valkey-connection.ts";
 
 export interface SyntheticBuild {
   publisher: LogPublisher;
@@ -26,6 +26,7 @@ export function syntheticBuild(
   slug: string,
   buildId: string,
   env: Record<string, string> = {},
+  { cluster = false } = {},
 ): SyntheticBuild {
   const options = readBuilderConfig({
     PROJECT_ID: slug,
@@ -33,11 +34,15 @@ export function syntheticBuild(
     BUILD_ID: buildId,
     ...env,
   });
-  const client = new Redis(valkeyUrl, {
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    retryStrategy: () => 100,
-  });
+  // A cluster client queues until it has read the slot map.
+  const client = createValkeyClient(
+    { url: valkeyUrl, cluster },
+    {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: cluster,
+      retryStrategy: () => 100,
+    },
+  );
   client.on("error", () => {});
 
   const publisher = new LogPublisher({
