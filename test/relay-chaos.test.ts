@@ -146,10 +146,10 @@ describe("chaos", () => {
     const ownerIndex = async () => {
       const owner = await waitFor(
         () => ownerOf(probe, slug),
-        (o) => o !== null,
-        {
-          what: "an owner",
-        },
+        // A killed node's lease lingers until it expires: wait for a
+        // running owner.
+        (o) => relays.some((r) => r.nodeId === o),
+        { what: "a running owner" },
       );
       return relays.findIndex((r) => r.nodeId === owner);
     };
