@@ -14,6 +14,7 @@ import {
 import { LogFollower } from "../client/log-follower.ts";
 import { LocalValkey, freePort } from "../shared/local-valkey.ts";
 import { ownerOf } from "./support/cluster-probe.ts";
+import { makeRepo, startBuilder } from "./support/builder-harness.ts";
 import { CuttingProxy } from "./support/cutting-proxy.ts";
 import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import {
@@ -219,4 +220,57 @@ describe("chaos", () => {
     expect(viewers.map((v) => v.outOfOrder).reduce((a, b) => a + b)).toBe(0);
     expect(viewers.map((v) => v.rawDuplicates).reduce((a, b) => a + b)).toBe(0);
   }, 120_000);
+
+  it("finishes a build on time while Valkey is away for 10 s, and viewers get every line", async () => {
+    const store = await LocalValkey.start({ persistent: true });
+    onTestFinished(() => store.stop());
+    const relay = await startRelay(store.url);
+    const slug = "builder-outage";
+    const viewers = [0, 1, 2].map(() => new CheckingViewer(relay.url, slug));
+    await Promise.all(
+      viewers.map(
+        (v) => new Promise((resolve) => v.follower.once("subscribed", resolve)),
+      ),
+    );
+
+    // 280 lines, one every 50 ms: 14 s of build.
+    const repo = await makeRepo({
+      "package.json": JSON.stringify({
+        name: "slow",
+        scripts: {
+          build:
+            "node -e \"let i = 0; const t = setInterval(() => { console.log('tick ' + ++i); if (i === 280) clearInterval(t); }, 50)\"",
+        },
+      }),
+    });
+    const startedAt = Date.now();
+    const builder = startBuilder({
+      PROJECT_ID: slug,
+      GIT_REPOSITORY_URL: repo,
+      INSTALL_COMMAND: "true",
+      BUILD_ID: "outage-build",
+      REDIS_URL: store.url,
+    });
+    await builder.waitForLog((r) => r.msg === "valkey connected");
+    await waitFor(
+      () => viewers[0]!.lastSeq,
+      (seq) => seq >= 20,
+      { what: "first lines" },
+    );
+
+    await store.pause();
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    await store.resume();
+
+    expect(await builder.exit()).toBe(0);
+    const buildMs = Date.now() - startedAt;
+    const lasts = await Promise.all(viewers.map((v) => v.done));
+    const last = lasts[0]!;
+    expect(new Set(lasts)).toEqual(new Set([last]));
+    expect(viewers.map((v) => v.outOfOrder).reduce((a, b) => a + b)).toBe(0);
+    expect(viewers.map((v) => v.rawDuplicates).reduce((a, b) => a + b)).toBe(0);
+    // The 280 ticks are all there: the build was not slowed by the outage
+    // beyond its own 14 s and the flush once Valkey was back.
+    expect(buildMs).toBeLessThan(14_000 + 8_000);
+  }, 90_000);
 });
