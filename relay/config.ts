@@ -14,6 +14,10 @@
  * | `BATCH_MAX_LINES` | 500 | a batch goes out early at this many lines |
  * | `SHUTDOWN_GRACE_MS` | 10000 | bound on a SIGTERM drain |
  * | `MAX_CHANNELS_PER_SOCKET` | 16 | channels one connection may follow |
+ * | `SLOW_VIEWER_BUFFER_BYTES` | 1048576 | a WebSocket viewer with more unsent bytes is disconnected |
+ * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is disconnected |
+ * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
+ * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
  *
  * plus the Valkey variables of shared/valkey-config.ts.
  */
@@ -40,6 +44,10 @@ export interface RelayOptions {
   batchMaxLines: number;
   shutdownGraceMs: number;
   maxChannelsPerSocket: number;
+  slowViewerBufferBytes: number;
+  slowViewerMaxPackets: number;
+  slowViewerCheckIntervalMs: number;
+  corsOrigin: string;
 }
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -59,6 +67,12 @@ const schema = z.object({
   BATCH_MAX_LINES: intVar(1, 10_000).default(500),
   SHUTDOWN_GRACE_MS: intVar(0, 120_000).default(10_000),
   MAX_CHANNELS_PER_SOCKET: intVar(1, 1000).default(16),
+  SLOW_VIEWER_BUFFER_BYTES: intVar(16 * 1024, 256 * 1024 * 1024).default(
+    1024 * 1024,
+  ),
+  SLOW_VIEWER_MAX_PACKETS: intVar(10, 10_000_000).default(10_000),
+  SLOW_VIEWER_CHECK_INTERVAL_MS: intVar(10, 60_000).default(250),
+  CORS_ORIGIN: z.string().default("*"),
 });
 
 export function defaultNodeId(): string {
@@ -84,6 +98,10 @@ export function readRelayConfig(env: Env = process.env): RelayOptions {
     batchMaxLines: vars.BATCH_MAX_LINES,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     maxChannelsPerSocket: vars.MAX_CHANNELS_PER_SOCKET,
+    slowViewerBufferBytes: vars.SLOW_VIEWER_BUFFER_BYTES,
+    slowViewerMaxPackets: vars.SLOW_VIEWER_MAX_PACKETS,
+    slowViewerCheckIntervalMs: vars.SLOW_VIEWER_CHECK_INTERVAL_MS,
+    corsOrigin: vars.CORS_ORIGIN,
   });
 }
 
@@ -106,6 +124,12 @@ Serves live build logs over Socket.IO. Configured by environment variables:
   BATCH_MAX_LINES          lines per batch at most (default 500)
   SHUTDOWN_GRACE_MS        bound on a SIGTERM drain (default 10000)
   MAX_CHANNELS_PER_SOCKET  channels one connection may follow (default 16)
+  SLOW_VIEWER_BUFFER_BYTES unsent bytes before a viewer is disconnected
+                           (default 1048576)
+  SLOW_VIEWER_MAX_PACKETS  waiting packets before a polling viewer is
+                           disconnected (default 10000)
+  SLOW_VIEWER_CHECK_INTERVAL_MS  how often buffers are checked (default 250)
+  CORS_ORIGIN              origins allowed for long-polling (default *)
 
 Endpoints: /healthz, /readyz, /metrics, and Socket.IO at /socket.io/.
 `;

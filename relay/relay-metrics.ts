@@ -90,7 +90,8 @@ export class RelayMetrics {
 
   readonly slowViewerDisconnects = new Counter({
     name: "relay_slow_viewer_disconnects_total",
-    help: "Viewers disconnected because they could not keep up",
+    help: "Viewers disconnected because they could not keep up, by what overflowed",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 

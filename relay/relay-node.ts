@@ -7,7 +7,7 @@
  * process, so a process runs exactly one node.
  */
 import { createShardedAdapter } from "@socket.io/redis-adapter";
-import { Server, type Socket } from "socket.io";
+import { Server, type ServerOptions, type Socket } from "socket.io";
 import uWS from "uWebSockets.js";
 import {
   channelName,
@@ -33,6 +33,7 @@ import { HistoryReader, type HistoryEnd } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
 import { LineBatcher, type RelayBatch } from "./line-batcher.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
+import { SlowViewerGuard } from "./slow-viewer-guard.ts";
 import {
   parseSubscribeRequest,
   refuse,
@@ -54,6 +55,7 @@ export class RelayNode {
   /** Per owned slug: the history end seen at the previous check. */
   private readonly tails = new Map<Slug, HistoryEnd>();
   private tailTimer: NodeJS.Timeout | undefined;
+  private readonly slowViewers: SlowViewerGuard;
   private listenSocket: uWS.us_listen_socket | undefined;
   private draining = false;
   private closed = false;
@@ -124,9 +126,21 @@ export class RelayNode {
         this.clients.adapter,
         { subscriptionMode: "dynamic" },
       ),
-      cors: { origin: "*" },
+      cors: { origin: options.corsOrigin },
       serveClient: false,
-    });
+      // uWebSockets.js drops publishes to a socket over this silently; the
+      // slow-viewer guard disconnects long before it is reached.
+      maxBackpressure: Math.max(
+        16 * 1024 * 1024,
+        4 * options.slowViewerBufferBytes,
+      ),
+    } as Partial<ServerOptions>);
+    this.slowViewers = new SlowViewerGuard(
+      this.io,
+      options,
+      this.metrics,
+      logger,
+    );
     this.io.attachApp(this.app);
     mountHttpRoutes(
       this.app,
@@ -159,6 +173,7 @@ export class RelayNode {
       throw err;
     }
     node.owner.start();
+    node.slowViewers.start();
     node.tailTimer = setInterval(() => {
       node.checkTails().catch((err: unknown) => {
         logger.warn({ err }, "history tail check failed");
@@ -202,6 +217,7 @@ export class RelayNode {
     this.closed = true;
 
     clearInterval(this.tailTimer);
+    this.slowViewers.stop();
     this.batcher.flushAll();
     await this.owner.releaseAll().catch(() => {});
     for (const feed of this.feeds.values()) feed.close();
