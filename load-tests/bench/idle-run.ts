@@ -1,0 +1,109 @@
+/**
+ * The idle run: many subscribed viewers of quiet channels on one node, and
+ * what they cost the node in memory (and CPU while nothing happens).
+ *
+ * Memory per viewer is the node's RSS growth from before the first viewer
+ * to after the last subscribed and a quiet `settleMs` passed, divided by
+ * the viewers. It includes everything a viewer costs: the socket, the
+ * Socket.IO session, room membership, buffers.
+ */
+import type { Contender, IdleScenario } from "./bench-scenarios.ts";
+import { BenchError, BenchErrorCode } from "./bench-errors.ts";
+import type { RunOptions } from "./load-run.ts";
+import { sampleProcesses } from "./process-stats.ts";
+import { RunHarness, delay } from "./run-harness.ts";
+import type { CrossCheck, IdleResult } from "./run-result.ts";
+
+const CONNECT_CONCURRENCY = 500;
+/** Lets the node finish starting (JIT, first GCs) before the first sample. */
+const WARM_UP_MS = 1_000;
+
+export async function runIdle(
+  scenario: IdleScenario,
+  contender: Contender,
+  options: RunOptions,
+): Promise<IdleResult> {
+  const harness = await RunHarness.start({
+    contender,
+    nodes: scenario.nodes,
+    viewers: scenario.viewers,
+    relayEnv: options.relayEnv,
+    withPublisher: false,
+  });
+
+  try {
+    await delay(WARM_UP_MS);
+    const before = sampleProcesses(harness.system.pids);
+
+    const perChannel = Math.ceil(scenario.viewers / scenario.channels);
+    const slugs = Array.from(
+      { length: scenario.channels },
+      (_, i) => `${scenario.name}-${i}`,
+    );
+    const viewers = slugs
+      .flatMap((slug) =>
+        harness.viewersOf(slug, perChannel, contender.form, "even"),
+      )
+      .slice(0, scenario.viewers);
+
+    const connect = await harness.fleet.connect(viewers, CONNECT_CONCURRENCY);
+    if (connect.failed > 0) {
+      throw new BenchError(
+        BenchErrorCode.VIEWERS_NOT_READY,
+        `${connect.failed} viewers failed: ${connect.reasons.join("; ")}`,
+      );
+    }
+    await harness.settle(slugs);
+    options.log(`  ${connect.ready} viewers subscribed; waiting`);
+
+    const quietFrom = sampleProcesses(harness.system.pids);
+    await delay(scenario.settleMs);
+    const after = sampleProcesses(harness.system.pids);
+    harness.system.assertRunning();
+
+    const crossChecks: CrossCheck[] = [];
+    if (contender.system === "ours") {
+      const relay = await harness.system.relayTotals([
+        "relay_connected_clients",
+        "relay_process_resident_memory_bytes",
+      ]);
+      crossChecks.push({
+        what: "viewers connected",
+        metric: "relay_connected_clients",
+        ours: connect.ready,
+        relays: relay.relay_connected_clients!,
+        match: connect.ready === relay.relay_connected_clients,
+      });
+      // Sampled a moment apart, so equal within 5 %.
+      const reported = relay.relay_process_resident_memory_bytes!;
+      crossChecks.push({
+        what: "relay RSS, /proc against the relay's own gauge",
+        metric: "relay_process_resident_memory_bytes",
+        ours: after.rssBytes,
+        relays: reported,
+        match: Math.abs(after.rssBytes - reported) <= 0.05 * reported,
+      });
+    }
+
+    return {
+      kind: "idle",
+      scenario: scenario.name,
+      contender: contender.name,
+      system: contender.system,
+      form: contender.form,
+      nodes: scenario.nodes,
+      viewers: viewers.length,
+      viewersFailed: connect.failed,
+      crossChecks,
+      channels: scenario.channels,
+      serverRssBeforeBytes: before.rssBytes,
+      serverRssAfterBytes: after.rssBytes,
+      rssPerViewerBytes: (after.rssBytes - before.rssBytes) / viewers.length,
+      idleCpuPercent:
+        ((after.cpuSeconds - quietFrom.cpuSeconds) * 100_000) /
+        scenario.settleMs,
+    };
+  } finally {
+    await harness.stop();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * What one run (a scenario against one contender) measured. These objects
+ * are the benchmark's JSON output, unchanged.
+ */
+import type { ViewerForm } from "./light-viewer.ts";
+import type { SystemKind } from "./system-under-test.ts";
+
+export interface LatencySummary {
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** One of our counts against the same count on the relays' /metrics. */
+export interface CrossCheck {
+  what: string;
+  /** The relays' /metrics series it is checked against. */
+  metric: string;
+  ours: number;
+  relays: number;
+  match: boolean;
+}
+
+interface RunBase {
+  scenario: string;
+  contender: string;
+  system: SystemKind;
+  form: ViewerForm;
+  nodes: number;
+  viewers: number;
+  /** Viewers that could not connect and subscribe. */
+  viewersFailed: number;
+  crossChecks: CrossCheck[];
+  /** Why the run failed, when it did; its figures are then partial. */
+  error?: string;
+}
+
+export interface LoadResult extends RunBase {
+  kind: "load";
+  builds: number;
+  durationMs: number;
+  linesPublished: number;
+  linesDelivered: number;
+  /** From the first line published to the last frame received. */
+  windowMs: number;
+  linesPerSecond: number;
+  framesPerSecond: number;
+  bytesPerSecond: number;
+  latency: LatencySummary;
+  lost: number;
+  duplicates: number;
+  gapNotices: number;
+  /** Viewers whose connection ended during the run. */
+  disconnected: number;
+  /** Viewers that got every line by the end of the drain. */
+  viewersComplete: number;
+  serverCpuSeconds: number;
+  serverCpuSecondsPerMillionLines: number;
+  /** Server RSS growth from before the viewers to the end, per viewer. */
+  serverRssPerViewerBytes: number;
+  valkeyCommandsPerLineDelivered: number;
+  valkeyOutputBytesPerLineDelivered: number;
+  /** Pub/sub messages Valkey pushed to the servers, per line published. */
+  pubsubMessagesPerLinePublished: number;
+  /** Mean nodes with viewers per channel, from the viewers' placement. */
+  nodesWithViewersPerChannel: number;
+  /** Mean nodes Valkey pushed each channel's traffic to. */
+  nodesReceivingPerChannel: number;
+  /** Mean subscribers of each log channel (PUBSUB NUMSUB). */
+  logChannelSubscribers: number;
+}
+
+export interface IdleResult extends RunBase {
+  kind: "idle";
+  channels: number;
+  serverRssBeforeBytes: number;
+  serverRssAfterBytes: number;
+  rssPerViewerBytes: number;
+  /** Server CPU while the viewers sat idle, in percent of one core. */
+  idleCpuPercent: number;
+}
+
+export interface StormResult extends RunBase {
+  kind: "storm";
+  concurrency: number;
+  /** Viewers subscribed per second, first open to last acknowledgement. */
+  readyPerSecond: number;
+  readyLatency: LatencySummary;
+  serverCpuSeconds: number;
+}
+
+export type RunResult = LoadResult | IdleResult | StormResult;
+
+/** Loss, duplicates, failed viewers or a count mismatch: the run is wrong. */
+export function runProblems(result: RunResult): string[] {
+  const problems: string[] = [];
+  if (result.error) problems.push(result.error);
+  if (result.viewersFailed > 0) {
+    problems.push(`${result.viewersFailed} viewers could not subscribe`);
+  }
+  if (result.kind === "load") {
+    if (result.lost > 0) problems.push(`${result.lost} lines lost`);
+    if (result.duplicates > 0) {
+      problems.push(`${result.duplicates} lines duplicated`);
+    }
+    if (result.disconnected > 0) {
+      problems.push(`${result.disconnected} viewers disconnected`);
+    }
+  }
+  for (const check of result.crossChecks) {
+    if (!check.match) {
+      problems.push(
+        `${check.what}: counted ${check.ours}, relays say ${check.relays}`,
+      );
+    }
+  }
+  return problems;
+}
