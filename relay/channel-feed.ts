@@ -138,9 +138,15 @@ export class ChannelFeed {
     let sent = request.since;
     while (socket.connected && !this.closed && this.following.has(socket)) {
       if (buildId !== this.buildId) {
-        // An earlier build, or the feed moved on to a new one meanwhile:
-        // finish that build from history, then follow the current one.
-        await this.replay(socket, buildId, sent, undefined);
+        // Not the build this feed delivers: finish it from history.
+        sent = await this.replay(socket, buildId, sent, undefined);
+        if (buildId === (await this.history.latestBuild(this.slug))) {
+          // It is the newest build and this feed has not reached it yet:
+          // the feed's first delivery of it past `sent` joins the viewer.
+          this.parked.set(socket, { buildId, sent });
+          return;
+        }
+        // An earlier build: go on with the one the feed delivers.
         if (this.buildId === undefined) return;
         buildId = this.buildId;
         sent = 0;
