@@ -1,0 +1,177 @@
+/**
+ * What a viewer's connection may do: subscribe (either form), unsubscribe,
+ * and leave. Requests are checked by subscribe-handler.ts; accepted ones
+ * join the rooms of relay/channel-feed.ts.
+ */
+import type { Socket } from "socket.io";
+import {
+  channelName,
+  parseChannelName,
+  type Slug,
+} from "../shared/channel-name.ts";
+import type { Logger } from "../shared/logger.ts";
+import {
+  MESSAGE_EVENT,
+  SUBSCRIBE_EVENT,
+  UNSUBSCRIBE_EVENT,
+  type SubscribeAck,
+} from "../shared/viewer-protocol.ts";
+import { batchesRoom, linesRoom, type ChannelFeed } from "./channel-feed.ts";
+import type { ChannelOwner } from "./channel-owner.ts";
+import { RelayError, RelayErrorCode } from "./errors.ts";
+import type { RelayMetrics } from "./relay-metrics.ts";
+import {
+  parseSubscribeRequest,
+  refuse,
+  type SubscribeRequest,
+} from "./subscribe-handler.ts";
+
+/** Longest wait before `Joined` for a channel nobody forwards yet. */
+const FORWARDING_WAIT_MS = 3000;
+
+type Ack = (answer: SubscribeAck) => void;
+
+export interface ViewerGatewayOptions {
+  maxChannelsPerSocket: number;
+}
+
+export class ViewerGateway {
+  constructor(
+    private readonly feeds: ReadonlyMap<Slug, ChannelFeed>,
+    private readonly owner: ChannelOwner,
+    private readonly options: ViewerGatewayOptions,
+    private readonly metrics: RelayMetrics,
+    private readonly logger: Logger,
+    private readonly isDraining: () => boolean,
+  ) {}
+
+  /** Serves one new connection. */
+  accept(socket: Socket): void {
+    socket.on(SUBSCRIBE_EVENT, (raw: unknown, ack?: unknown) => {
+      const reply = typeof ack === "function" ? (ack as Ack) : undefined;
+      try {
+        this.subscribe(socket, parseSubscribeRequest(raw), reply);
+      } catch (err) {
+        if (!(err instanceof RelayError)) throw err;
+        this.metrics.subscribeRefusals.inc({ reason: err.code });
+        this.logger.info(
+          { code: err.code, socketId: socket.id },
+          "subscribe refused",
+        );
+        refuse(socket, err, reply);
+      }
+    });
+
+    socket.on(UNSUBSCRIBE_EVENT, (raw: unknown) => {
+      const slug = parseChannelName(raw);
+      if (slug !== undefined) this.leave(socket, slug);
+    });
+
+    socket.on("disconnecting", () => {
+      for (const room of socket.rooms) {
+        const slug = parseChannelName(room);
+        if (slug !== undefined) this.feeds.get(slug)?.forget(socket);
+      }
+    });
+  }
+
+  private subscribe(
+    socket: Socket,
+    request: SubscribeRequest,
+    ack: Ack | undefined,
+  ): void {
+    if (this.isDraining()) {
+      throw new RelayError(RelayErrorCode.UNAVAILABLE, "node is shutting down");
+    }
+    const { slug } = request;
+    const channel = channelName(slug);
+
+    if (!socket.rooms.has(channel)) {
+      const followed = [...socket.rooms].filter(
+        (r) => parseChannelName(r) !== undefined,
+      );
+      if (followed.length >= this.options.maxChannelsPerSocket) {
+        throw new RelayError(
+          RelayErrorCode.TOO_MANY_CHANNELS,
+          "this connection follows as many channels as allowed",
+        );
+      }
+      // Joining the cluster room creates this node's feed of the channel
+      // and makes the node a contender for its lease.
+      void socket.join(channel);
+    }
+
+    if (request.form === "string") {
+      this.joinLines(socket, slug, ack);
+    } else {
+      this.follow(socket, request, ack);
+    }
+  }
+
+  /** `Joined` promises the lines after it: it waits until someone forwards. */
+  private joinLines(socket: Socket, slug: Slug, ack: Ack | undefined): void {
+    const channel = channelName(slug);
+
+    this.untilForwarded(slug).then(
+      () => {
+        if (!socket.connected || !socket.rooms.has(channel)) return;
+        void socket.join(linesRoom(slug));
+        socket.emit(MESSAGE_EVENT, `Joined ${channel}`);
+        ack?.({ ok: true, channel, buildId: null, lastSeq: 0 });
+      },
+      (err: unknown) => {
+        this.logger.warn({ err, slug }, "subscribe failed");
+      },
+    );
+  }
+
+  private follow(
+    socket: Socket,
+    request: Extract<SubscribeRequest, { form: "structured" }>,
+    ack: Ack | undefined,
+  ): void {
+    const { slug } = request;
+    const channel = channelName(slug);
+
+    this.feeds
+      .get(slug)!
+      .follow(socket, request, (start) => {
+        ack?.({ ok: true, channel, ...start });
+      })
+      .catch((err: unknown) => {
+        this.logger.warn({ err, slug }, "catch-up from history failed");
+        this.leave(socket, slug);
+        ack?.({
+          ok: false,
+          error: new RelayError(
+            RelayErrorCode.UNAVAILABLE,
+            "history is not reachable right now; subscribe again",
+          ).toJSON(),
+        });
+      });
+  }
+
+  /**
+   * Resolves once this node's feed of the slug is ready and a node holds
+   * the channel's subscription, or after `FORWARDING_WAIT_MS` at most: the
+   * viewer is served either way, and history fills what a late owner
+   * missed.
+   */
+  private async untilForwarded(slug: Slug): Promise<void> {
+    const deadline = Date.now() + FORWARDING_WAIT_MS;
+    await this.feeds.get(slug)?.ready;
+
+    while (Date.now() < deadline) {
+      const owned = await this.owner.hasOwner(slug).catch(() => false);
+      if (owned) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  private leave(socket: Socket, slug: Slug): void {
+    this.feeds.get(slug)?.forget(socket);
+    void socket.leave(linesRoom(slug));
+    void socket.leave(batchesRoom(slug));
+    void socket.leave(channelName(slug));
+  }
+}
