@@ -24,6 +24,7 @@ import { HistoryReader } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
+import { reapStaleConnections } from "./stale-connection-reaper.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
 import { ViewerGateway } from "./viewer-gateway.ts";
 
@@ -290,6 +291,34 @@ export class RelayNode {
     return counts;
   }
 
+  /**
+   * Closes what is left on Valkey's side of this node's connections that
+   * died without a word. Runs whenever a connection comes back; it needs
+   * the commands connection, whose own return runs it again.
+   */
+  private reapStale(): void {
+    const commands = this.clients.commands;
+    if (commands.status !== "ready") return;
+
+    for (const name of Object.keys(this.clients) as ValkeyConnectionName[]) {
+      reapStaleConnections(commands, `${this.options.nodeId}:${name}`).then(
+        (killed) => {
+          if (killed === 0) return;
+          this.logger.warn(
+            { connection: name, killed },
+            "stale valkey connections closed",
+          );
+        },
+        (err: unknown) => {
+          this.logger.warn(
+            { err, connection: name },
+            "stale connection check failed",
+          );
+        },
+      );
+    }
+  }
+
   private watchValkey(): void {
     for (const [name, client] of Object.entries(this.clients) as Array<
       [ValkeyConnectionName, ValkeyClient]
@@ -305,6 +334,7 @@ export class RelayNode {
         if (wasReady) {
           this.metrics.valkeyReconnects.inc({ connection: name });
           log.info("valkey connection restored");
+          this.reapStale();
         }
         wasReady = true;
       });

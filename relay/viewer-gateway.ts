@@ -140,6 +140,9 @@ export class ViewerGateway {
       })
       .catch((err: unknown) => {
         this.logger.warn({ err, slug }, "catch-up from history failed");
+        this.metrics.subscribeRefusals.inc({
+          reason: RelayErrorCode.UNAVAILABLE,
+        });
         this.leave(socket, slug);
         ack?.({
           ok: false,
