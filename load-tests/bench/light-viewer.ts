@@ -8,6 +8,13 @@
  * as text. Structured viewers subscribe with `{ channel }` and wait for
  * the acknowledgement; string-form viewers subscribe with the channel name
  * and wait for `Joined <channel>`, as the old dashboard does.
+ *
+ * A viewer whose connection ends after it subscribed (a relay closes the
+ * transport of a viewer that cannot keep up) reconnects as the real
+ * clients do: a structured viewer resumes with `since` and `buildId` from
+ * its tracker, so it should lose nothing; a string-form viewer simply
+ * subscribes again, and whatever was sent while it was away is lost to
+ * it, which its tracker counts.
  */
 import WebSocket from "ws";
 import type { ViewerMessage } from "../../shared/viewer-protocol.ts";
@@ -18,7 +25,7 @@ import {
   websocketUrl,
 } from "../socketio-framing.ts";
 import type { LatencyHistogram } from "./latency-histogram.ts";
-import { scanLogFrame, startsWith } from "./log-frame-scanner.ts";
+import { scanLogFrame } from "./log-frame-scanner.ts";
 
 export type ViewerForm = "string" | "structured";
 
@@ -41,25 +48,33 @@ export interface FleetCounters {
   parsedFrames: number;
   /** When the last log frame arrived, ms since the epoch. */
   lastFrameMs: number;
+  /** Connections that ended after subscribing and were opened again. */
+  reconnects: number;
 }
 
 export interface LightViewerHooks {
+  /** Subscribed for the first time. */
   ready(viewer: LightViewer): void;
+  /** Could not subscribe at first, or gave up reconnecting. */
   failed(viewer: LightViewer, reason: string): void;
 }
 
-const LOGS_PREFIX = Buffer.from('42["logs",');
-const MESSAGE_PREFIX = Buffer.from('42["message","');
-const STATUS_PREFIX = Buffer.from('42["status",');
-const PAYLOAD_START = Buffer.from("{");
+const LOGS_PREFIX = '42["logs",';
+const MESSAGE_PREFIX = '42["message","';
+const STATUS_PREFIX = '42["status",';
+const MAX_RECONNECTS = 20;
+/** socket.io-client's default first reconnection delay, with jitter. */
+const RECONNECT_DELAY_MS = 1000;
 
 export class LightViewer {
   readonly tracker = new DeliveryTracker();
   readonly startedAtMs = Date.now();
   readyAtMs: number | undefined;
-  private readonly socket: WebSocket;
-  private readonly session: SocketIoSession;
-  private done = false;
+  private socket: WebSocket | undefined;
+  private session: SocketIoSession | undefined;
+  private reconnects = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly options: LightViewerOptions,
@@ -67,24 +82,7 @@ export class LightViewer {
     private readonly counters: FleetCounters,
     private readonly hooks: LightViewerHooks,
   ) {
-    this.socket = new WebSocket(websocketUrl(options.url), {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
-
-    this.session = new SocketIoSession(
-      {
-        send: (frame) => this.socket.send(frame),
-        connected: () => this.subscribe(),
-        event: (event, args) => this.onEvent(event, args),
-        closed: (reason) => this.fail(reason),
-      },
-      options.token === undefined ? {} : { auth: { token: options.token } },
-    );
-
-    this.socket.on("message", (data: Buffer) => this.onFrame(data));
-    this.socket.on("error", (err) => this.fail(err.message));
-    this.socket.on("close", () => this.fail("closed"));
+    this.open();
   }
 
   get ready(): boolean {
@@ -92,44 +90,89 @@ export class LightViewer {
   }
 
   close(): void {
-    this.done = true;
-    this.socket.terminate();
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.socket?.terminate();
   }
 
-  private subscribe(): void {
+  private open(): void {
+    const socket = new WebSocket(websocketUrl(this.options.url), {
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+    });
+    const { token } = this.options;
+    const session = new SocketIoSession(
+      {
+        send: (frame) => socket.send(frame),
+        connected: () => this.subscribe(session),
+        event: (event, args) => this.onEvent(event, args),
+        closed: (reason) => this.onClosed(socket, reason),
+      },
+      token === undefined ? {} : { auth: { token } },
+    );
+    this.socket = socket;
+    this.session = session;
+
+    socket.on("message", (data: Buffer) => this.onFrame(session, data));
+    socket.on("error", (err) => session.close(err.message));
+    socket.on("close", () => session.close("transport closed"));
+  }
+
+  private subscribe(session: SocketIoSession): void {
     const { channel, form, token } = this.options;
     if (form === "string") {
-      this.session.emit("subscribe", channel);
+      session.emit("subscribe", channel);
       return;
     }
 
-    this.session.emitWithAck(
-      "subscribe",
-      [{ channel, since: 0, token }],
-      ([ack]) => {
-        const answer = ack as { ok?: boolean; error?: { code?: string } };
-        if (answer?.ok === true) this.markReady();
-        else this.fail(`subscribe refused: ${answer?.error?.code}`);
-      },
-    );
+    const resume = this.tracker.resumePoint();
+    const request = {
+      channel,
+      since: resume?.lastSeq ?? 0,
+      buildId: resume?.buildId,
+      token,
+    };
+    session.emitWithAck("subscribe", [request], ([ack]) => {
+      const answer = ack as { ok?: boolean; error?: { code?: string } };
+      if (answer?.ok === true) this.markReady();
+      else session.close(`subscribe refused: ${answer?.error?.code}`);
+    });
   }
 
-  private onFrame(data: Buffer): void {
-    if (startsWith(data, LOGS_PREFIX)) {
+  private onClosed(socket: WebSocket, reason: string): void {
+    socket.terminate();
+    if (this.closed) return;
+
+    if (!this.ready || this.reconnects >= MAX_RECONNECTS) {
+      this.closed = true;
+      this.hooks.failed(this, reason);
+      return;
+    }
+    this.reconnects += 1;
+    this.counters.reconnects += 1;
+    const delayMs = RECONNECT_DELAY_MS * (0.5 + Math.random());
+    this.retryTimer = setTimeout(() => this.open(), delayMs);
+  }
+
+  private onFrame(session: SocketIoSession, data: Buffer): void {
+    // Log frames are read as latin1 (see log-frame-scanner.ts); the rest
+    // are small and go to the session as UTF-8.
+    const head = data.toString("latin1", 0, MESSAGE_PREFIX.length + 1);
+    if (head.startsWith(LOGS_PREFIX)) {
       this.countFrame(data);
-      this.readLogs(data, LOGS_PREFIX.length, false);
-    } else if (startsWith(data, MESSAGE_PREFIX)) {
+      this.readLogs(session, data, LOGS_PREFIX.length, false);
+    } else if (head.startsWith(MESSAGE_PREFIX)) {
       this.countFrame(data);
-      if (data[MESSAGE_PREFIX.length] === PAYLOAD_START[0]) {
-        this.readLogs(data, MESSAGE_PREFIX.length, true);
+      if (head.endsWith("{")) {
+        this.readLogs(session, data, MESSAGE_PREFIX.length, true);
       } else {
-        this.session.receive(data.toString());
+        session.receive(data.toString());
       }
-    } else if (startsWith(data, STATUS_PREFIX)) {
+    } else if (head.startsWith(STATUS_PREFIX)) {
       // The status also comes inside the `logs` batch; only the frame counts.
       this.countFrame(data);
     } else {
-      this.session.receive(data.toString());
+      session.receive(data.toString());
     }
   }
 
@@ -139,10 +182,16 @@ export class LightViewer {
     this.counters.lastFrameMs = Date.now();
   }
 
-  private readLogs(data: Buffer, start: number, escaped: boolean): void {
+  private readLogs(
+    session: SocketIoSession,
+    data: Buffer,
+    start: number,
+    escaped: boolean,
+  ): void {
     const now = Date.now();
+    const text = data.toString("latin1");
     const seen: Array<[string, number, number, boolean]> = [];
-    const known = scanLogFrame(data, start, escaped, (id, seq, ts, status) => {
+    const known = scanLogFrame(text, start, escaped, (id, seq, ts, status) => {
       seen.push([id, seq, ts, status]);
     });
 
@@ -154,7 +203,7 @@ export class LightViewer {
       return;
     }
     this.counters.parsedFrames += 1;
-    this.session.receive(data.toString());
+    session.receive(data.toString());
   }
 
   /** Events that reach the session: joins, refusals, and unscannable logs. */
@@ -170,7 +219,7 @@ export class LightViewer {
       const [batch] = eventArgs(args) as [{ messages: ViewerMessage[] }];
       this.readMessages(batch.messages);
     } else if (event === "error") {
-      this.fail(`refused: ${args}`);
+      this.session?.close(`refused: ${args}`);
     }
   }
 
@@ -190,12 +239,5 @@ export class LightViewer {
     if (this.readyAtMs !== undefined) return;
     this.readyAtMs = Date.now();
     this.hooks.ready(this);
-  }
-
-  private fail(reason: string): void {
-    if (this.done) return;
-    this.done = true;
-    this.socket.terminate();
-    this.hooks.failed(this, reason);
   }
 }
