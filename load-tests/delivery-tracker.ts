@@ -30,8 +30,15 @@ interface BuildProgress {
   finished: boolean;
 }
 
+/** Where a viewer that reconnects resumes: `since` for `buildId`. */
+export interface ResumePoint {
+  buildId: string;
+  lastSeq: number;
+}
+
 export class DeliveryTracker {
   private readonly builds = new Map<string, BuildProgress>();
+  private latest: string | undefined;
   private readonly counts: DeliveryCounts = {
     delivered: 0,
     lost: 0,
@@ -102,12 +109,19 @@ export class DeliveryTracker {
     return { ...this.counts };
   }
 
+  /** The build seen last and how far it got; undefined before any line. */
+  resumePoint(): ResumePoint | undefined {
+    if (this.latest === undefined) return undefined;
+    return { buildId: this.latest, lastSeq: this.lastSeq(this.latest) };
+  }
+
   private progress(buildId: string): BuildProgress {
     let build = this.builds.get(buildId);
     if (!build) {
       build = { lastSeq: 0, finished: false };
       this.builds.set(buildId, build);
     }
+    this.latest = buildId;
     return build;
   }
 }

@@ -22,6 +22,12 @@ export interface BenchOptions {
   nodes: number;
   /** Scenario names to run; all when empty. */
   only: readonly string[];
+  /** Contender names to run; all when empty. */
+  contenders?: readonly string[];
+  /** Replaces every load scenario's duration, to keep trial runs short. */
+  durationMs?: number;
+  /** Keep the servers' output here, one file per process. */
+  logDir?: string;
   log(message: string): void;
 }
 
@@ -50,14 +56,26 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const loadAverageBefore = loadavg()[0]!;
   const scenarios = (
     options.quick ? quickScenarios(options.nodes) : fullScenarios(options.nodes)
-  ).filter((s) => options.only.length === 0 || options.only.includes(s.name));
+  )
+    .filter((s) => options.only.length === 0 || options.only.includes(s.name))
+    .map((s) =>
+      s.kind === "load" && options.durationMs !== undefined
+        ? { ...s, durationMs: options.durationMs }
+        : s,
+    );
+  const picked = (c: Contender): boolean =>
+    !options.contenders?.length || options.contenders.includes(c.name);
 
   const results: RunResult[] = [];
   const runId = startedAtMs.toString(36);
   for (const scenario of scenarios) {
-    for (const contender of scenario.contenders) {
+    for (const contender of scenario.contenders.filter(picked)) {
       options.log(`${scenario.name} / ${contender.name}`);
-      const runOptions: RunOptions = { log: options.log, runId };
+      const runOptions: RunOptions = {
+        log: options.log,
+        runId,
+        logDir: options.logDir,
+      };
       results.push(await runOne(scenario, contender, runOptions));
     }
   }
@@ -158,9 +176,12 @@ function failedRun(
         duplicates: 0,
         gapNotices: 0,
         disconnected: 0,
+        reconnects: 0,
         viewersComplete: 0,
         serverCpuSeconds: 0,
         serverCpuSecondsPerMillionLines: 0,
+        viewerCpuSeconds: 0,
+        valkeyCpuSeconds: 0,
         serverRssPerViewerBytes: 0,
         valkeyCommandsPerLineDelivered: 0,
         valkeyOutputBytesPerLineDelivered: 0,

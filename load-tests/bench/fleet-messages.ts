@@ -48,11 +48,13 @@ export interface ReportAnswer {
   type: "report";
   counts: DeliveryCounts;
   viewers: number;
-  /** Viewers whose connection ended during the run. */
+  /** Viewers that lost their connection and could not get back. */
   disconnected: number;
   frames: number;
   bytes: number;
   parsedFrames: number;
+  /** Connections that ended after subscribing and were opened again. */
+  reconnects: number;
   latency: HistogramData;
   lastFrameMs: number;
 }

@@ -51,12 +51,24 @@ export interface LoadResult extends RunBase {
   lost: number;
   duplicates: number;
   gapNotices: number;
-  /** Viewers whose connection ended during the run. */
+  /** Viewers that lost their connection and could not get back. */
   disconnected: number;
+  /**
+   * Connections that ended after subscribing and were opened again (ours
+   * closes a viewer that falls too far behind; it resumes).
+   */
+  reconnects: number;
   /** Viewers that got every line by the end of the drain. */
   viewersComplete: number;
   serverCpuSeconds: number;
   serverCpuSecondsPerMillionLines: number;
+  /**
+   * CPU of the viewer processes and of Valkey over the run, in seconds: on
+   * a machine this small, viewers near the cores' limit mean the load
+   * generator, not the system, set the pace.
+   */
+  viewerCpuSeconds: number;
+  valkeyCpuSeconds: number;
   /** Server RSS growth from before the viewers to the end, per viewer. */
   serverRssPerViewerBytes: number;
   valkeyCommandsPerLineDelivered: number;

@@ -38,6 +38,7 @@ export interface FleetReport {
   frames: number;
   bytes: number;
   parsedFrames: number;
+  reconnects: number;
   latency: LatencyHistogram;
   lastFrameMs: number;
 }
@@ -217,6 +218,7 @@ function mergeReports(answers: ReportAnswer[]): FleetReport {
     frames: sum(answers, (a) => a.frames),
     bytes: sum(answers, (a) => a.bytes),
     parsedFrames: sum(answers, (a) => a.parsedFrames),
+    reconnects: sum(answers, (a) => a.reconnects),
     latency,
     lastFrameMs: Math.max(0, ...answers.map((a) => a.lastFrameMs)),
   };

@@ -29,6 +29,7 @@ const counters: FleetCounters = {
   bytes: 0,
   parsedFrames: 0,
   lastFrameMs: 0,
+  reconnects: 0,
 };
 const viewers: LightViewer[] = [];
 let disconnected = 0;
@@ -156,6 +157,7 @@ function report(expected: ExpectedEnds): ReportAnswer {
     frames: counters.frames,
     bytes: counters.bytes,
     parsedFrames: counters.parsedFrames,
+    reconnects: counters.reconnects,
     latency: latency.toData(),
     lastFrameMs: counters.lastFrameMs,
   };
