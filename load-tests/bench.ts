@@ -17,12 +17,15 @@ import { runBench } from "./bench/bench-runner.ts";
 import { runProblems } from "./bench/run-result.ts";
 import { ROOT } from "./bench/server-process.ts";
 
-const USAGE = `Usage: npm run bench -- [--quick] [--nodes <n>] [--only <names>] [--out <dir>]
+const USAGE = `Usage: npm run bench -- [options]
 
-  --quick         the small version (CI); checks loss and counts, not speed
-  --nodes <n>     relay processes (and baseline and floor nodes), default 2
-  --only <names>  comma-separated scenario names, such as fanout-1000,idle
-  --out <dir>     where the JSON goes, default bench-results/
+  --quick               the small version (CI); checks loss and counts, not speed
+  --nodes <n>           relay processes (and baseline and floor nodes), default 2
+  --only <names>        comma-separated scenarios, such as fanout-1000,idle
+  --contenders <names>  comma-separated contenders, such as ours-structured,baseline
+  --duration-s <s>      every load scenario publishes this long (trial runs)
+  --out <dir>           where the JSON goes, default bench-results/
+  --logs <dir>          keep every server's output there, one file per process
 `;
 
 function readFlags() {
@@ -31,6 +34,9 @@ function readFlags() {
       quick: { type: "boolean", default: false },
       nodes: { type: "string", default: "2" },
       only: { type: "string", default: "" },
+      contenders: { type: "string", default: "" },
+      "duration-s": { type: "string" },
+      logs: { type: "string" },
       out: { type: "string", default: join(ROOT, "bench-results") },
       help: { type: "boolean", default: false },
     },
@@ -47,11 +53,26 @@ function readFlags() {
       `--nodes=${values.nodes}: must be a whole number from 1 to 8`,
     );
   }
+  const durationS =
+    values["duration-s"] === undefined
+      ? undefined
+      : Number(values["duration-s"]);
+  if (durationS !== undefined && !(durationS >= 1 && durationS <= 3600)) {
+    throw new BenchError(
+      BenchErrorCode.BAD_FLAG,
+      `--duration-s=${values["duration-s"]}: must be a number from 1 to 3600`,
+    );
+  }
+  const list = (text: string): string[] =>
+    text.split(",").filter((name) => name !== "");
   return {
     quick: values.quick,
     nodes,
-    only: values.only.split(",").filter((name) => name !== ""),
+    only: list(values.only),
+    contenders: list(values.contenders),
+    durationMs: durationS === undefined ? undefined : durationS * 1000,
     out: values.out,
+    logs: values.logs,
   };
 }
 
@@ -63,10 +84,14 @@ try {
   process.exit(2);
 }
 
+if (flags.logs !== undefined) mkdirSync(flags.logs, { recursive: true });
 const report = await runBench({
   quick: flags.quick,
   nodes: flags.nodes,
   only: flags.only,
+  contenders: flags.contenders,
+  durationMs: flags.durationMs,
+  logDir: flags.logs,
   log: (message) => process.stderr.write(`${message}\n`),
 });
 

@@ -28,6 +28,7 @@ export async function runIdle(
     nodes: scenario.nodes,
     viewers: scenario.viewers,
     relayEnv: options.relayEnv,
+    logDir: options.logDir,
     withPublisher: false,
   });
 

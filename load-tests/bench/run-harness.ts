@@ -25,6 +25,7 @@ export interface HarnessOptions {
   /** Extra relay variables, such as `BATCH_WINDOW_MS`. */
   relayEnv?: Record<string, string>;
   withPublisher: boolean;
+  logDir?: string;
 }
 
 export class RunHarness {
@@ -57,6 +58,7 @@ export class RunHarness {
         nodes: options.nodes,
         valkeyUrl: valkey.url,
         relayEnv: options.relayEnv,
+        logDir: options.logDir,
       });
     } catch (err) {
       await Promise.all([fleet.stop(), publisher?.stop()]);

@@ -5,6 +5,7 @@
  * comparison servers all do.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -26,6 +27,8 @@ export class ServerProcess {
     command: string,
     args: readonly string[],
     env: Record<string, string>,
+    /** Keep everything the process prints in this file. */
+    logFile?: string,
   ) {
     this.child = spawn(command, args, {
       cwd: ROOT,
@@ -36,6 +39,11 @@ export class ServerProcess {
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    if (logFile !== undefined) {
+      const log = createWriteStream(logFile);
+      this.child.stdout!.pipe(log);
+      this.child.stderr!.pipe(log);
+    }
     createInterface({ input: this.child.stderr! }).on("line", (line) => {
       this.stderr.push(line);
       if (this.stderr.length > KEPT_STDERR_LINES) this.stderr.shift();

@@ -24,6 +24,7 @@ export async function runStorm(
     nodes: scenario.nodes,
     viewers: scenario.connections,
     relayEnv: options.relayEnv,
+    logDir: options.logDir,
     withPublisher: false,
   });
 

@@ -13,6 +13,7 @@
  * pub/sub messages (see `pubsubMessages`).
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { channelName, type Slug } from "../../shared/channel-name.ts";
 import { ownerKey, presenceKey } from "../../shared/valkey-keys.ts";
@@ -30,6 +31,8 @@ export interface SystemOptions {
   valkeyUrl: string;
   /** Relay settings (`BATCH_WINDOW_MS` ...) passed to our relays. */
   relayEnv?: Record<string, string>;
+  /** A folder to keep each server's output in, for looking into a run. */
+  logDir?: string;
 }
 
 /** What a run measured, for counting the messages Valkey pushed. */
@@ -190,6 +193,12 @@ export function logChannel(slug: string): string {
 }
 
 function spawnNode(options: SystemOptions, index: number): ServerProcess {
+  const name = `${options.kind}-${index}`;
+  const logFile =
+    options.logDir === undefined
+      ? undefined
+      : join(options.logDir, `${name}-${Date.now()}.log`);
+
   const env = {
     REDIS_URL: options.valkeyUrl,
     PORT: "0",
@@ -198,28 +207,36 @@ function spawnNode(options: SystemOptions, index: number): ServerProcess {
 
   switch (options.kind) {
     case "ours":
-      return new ServerProcess(`relay-${index}`, "bin/relay", [], {
-        ...env,
-        RELAY_NODE_ID: `bench-relay-${index}`,
-        LOG_LEVEL: "info",
-        ...options.relayEnv,
-      });
+      return new ServerProcess(
+        name,
+        "bin/relay",
+        [],
+        {
+          ...env,
+          RELAY_NODE_ID: `bench-relay-${index}`,
+          LOG_LEVEL: "info",
+          ...options.relayEnv,
+        },
+        logFile,
+      );
     case "baseline":
       return new ServerProcess(
-        `baseline-${index}`,
+        name,
         process.execPath,
         [...TSX, "load-tests/baseline/main.ts"],
         { ...env, BASELINE_FORWARDS_LOGS: index === 0 ? "1" : "0" },
+        logFile,
       );
     case "floor":
       return new ServerProcess(
-        `floor-${index}`,
+        name,
         process.execPath,
         [...TSX, "load-tests/floor/main.ts"],
         {
           ...env,
           BATCH_WINDOW_MS: options.relayEnv?.BATCH_WINDOW_MS ?? "20",
         },
+        logFile,
       );
   }
 }
