@@ -18,6 +18,7 @@
  * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is disconnected |
  * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
  * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
+ * | `VALKEY_CONNECT_TIMEOUT_MS` | 10000 | how long start-up waits for Valkey before giving up |
  *
  * plus the Valkey variables of shared/valkey-config.ts.
  */
@@ -48,6 +49,7 @@ export interface RelayOptions {
   slowViewerMaxPackets: number;
   slowViewerCheckIntervalMs: number;
   corsOrigin: string;
+  valkeyConnectTimeoutMs: number;
 }
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -73,6 +75,7 @@ const schema = z.object({
   SLOW_VIEWER_MAX_PACKETS: intVar(10, 10_000_000).default(10_000),
   SLOW_VIEWER_CHECK_INTERVAL_MS: intVar(10, 60_000).default(250),
   CORS_ORIGIN: z.string().default("*"),
+  VALKEY_CONNECT_TIMEOUT_MS: intVar(100, 600_000).default(10_000),
 });
 
 export function defaultNodeId(): string {
@@ -102,6 +105,7 @@ export function readRelayConfig(env: Env = process.env): RelayOptions {
     slowViewerMaxPackets: vars.SLOW_VIEWER_MAX_PACKETS,
     slowViewerCheckIntervalMs: vars.SLOW_VIEWER_CHECK_INTERVAL_MS,
     corsOrigin: vars.CORS_ORIGIN,
+    valkeyConnectTimeoutMs: vars.VALKEY_CONNECT_TIMEOUT_MS,
   });
 }
 
@@ -130,6 +134,7 @@ Serves live build logs over Socket.IO. Configured by environment variables:
                            disconnected (default 10000)
   SLOW_VIEWER_CHECK_INTERVAL_MS  how often buffers are checked (default 250)
   CORS_ORIGIN              origins allowed for long-polling (default *)
+  VALKEY_CONNECT_TIMEOUT_MS  start-up wait for Valkey (default 10000)
 
 Endpoints: /healthz, /readyz, /metrics, and Socket.IO at /socket.io/.
 `;

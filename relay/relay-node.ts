@@ -148,16 +148,18 @@ export class RelayNode {
 
   /**
    * Connects to Valkey and listens. Fails with a RelayError when Valkey does
-   * not answer within `connectTimeoutMs`.
+   * not answer within `valkeyConnectTimeoutMs`.
    */
   static async start(
     options: RelayOptions,
     logger: Logger,
-    connectTimeoutMs = 10_000,
   ): Promise<RelayNode> {
     const node = new RelayNode(options, logger);
     try {
-      await waitForValkey(Object.values(node.clients), connectTimeoutMs);
+      await waitForValkey(
+        Object.values(node.clients),
+        options.valkeyConnectTimeoutMs,
+      );
       await node.listen();
     } catch (err) {
       await node.close();

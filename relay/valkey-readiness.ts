@@ -10,13 +10,21 @@ export async function waitForValkey(
   clients: readonly ValkeyClient[],
   timeoutMs: number,
 ): Promise<void> {
+  // The last connection error says why (refused, TLS, authentication).
+  let lastError: Error | undefined;
+  const onError = (err: Error): void => {
+    lastError = err;
+  };
+  for (const client of clients) client.on("error", onError);
+
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      const why = lastError ? `: ${lastError.message}` : "";
       reject(
         new RelayError(
           RelayErrorCode.UNAVAILABLE,
-          `Valkey did not answer within ${timeoutMs} ms`,
+          `Valkey did not answer within ${timeoutMs} ms${why}`,
         ),
       );
     }, timeoutMs);
@@ -34,5 +42,6 @@ export async function waitForValkey(
     await Promise.race([ready, timeout]);
   } finally {
     clearTimeout(timer);
+    for (const client of clients) client.off("error", onError);
   }
 }

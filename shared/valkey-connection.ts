@@ -12,6 +12,7 @@
  * ioredis reconnects as after any other loss.
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import {
   Cluster,
   Redis,
@@ -113,7 +114,9 @@ export function valkeyClientOptions(options: ValkeyOptions): RedisOptions {
 
   if (endpoint.tls) {
     clientOptions.tls = {
-      servername: endpoint.host,
+      // SNI takes host names only; an IP address is checked against the
+      // certificate without it.
+      servername: isIP(endpoint.host) === 0 ? endpoint.host : undefined,
       ca: options.caFile ? readFileSync(options.caFile) : undefined,
     };
   }
