@@ -1,0 +1,84 @@
+/**
+ * `bin/logs`, the terminal viewer: prints a build's lines as they arrive
+ * (stderr and system lines marked) and exits with the build's exit code.
+ */
+import { afterAll, beforeAll, expect, it, onTestFinished } from "vitest";
+import { spawn } from "node:child_process";
+import { LocalValkey } from "../shared/local-valkey.ts";
+import { startRelay } from "./support/relay-process.ts";
+import { ROOT } from "./support/service-process.ts";
+import { syntheticBuild } from "./support/synthetic-build.ts";
+
+let valkey: LocalValkey;
+
+beforeAll(async () => {
+  valkey = await LocalValkey.start();
+});
+
+afterAll(async () => {
+  await valkey.stop();
+});
+
+function runLogs(args: string[], relayUrl: string) {
+  const child = spawn(`${ROOT}bin/logs`, args, {
+    env: { PATH: process.env.PATH ?? "", RELAY_URL: relayUrl },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  onTestFinished(() => {
+    child.kill("SIGKILL");
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", resolve),
+  );
+  return { exited, output: () => ({ stdout, stderr }) };
+}
+
+it("prints a failing build with stderr marked and exits with its code", async () => {
+  const relay = await startRelay(valkey.url);
+  const build = syntheticBuild(valkey.url, "cli-view", "cli-build");
+  build.lines(3);
+  build.publisher.line("stderr", "\u001b[31mboom\u001b[0m", Date.now());
+  await build.flush();
+
+  // Started after the first lines: it shows them from history all the same.
+  const logs = runLogs(["cli-view"], relay.url);
+  build.lines(2);
+  await build.finish(7);
+
+  expect(await logs.exited).toBe(7);
+  const lines = logs.output().stdout.trimEnd().split("\n");
+  expect(lines.slice(0, 6)).toEqual([
+    "line 1",
+    "line 2",
+    "line 3",
+    "stderr | \u001b[31mboom\u001b[0m",
+    "line 4",
+    "line 5",
+  ]);
+  expect(lines.at(-1)).toMatch(/^system \| /);
+  expect(lines).toHaveLength(7);
+});
+
+it("starts after --since and refuses a bad slug with usage", async () => {
+  const relay = await startRelay(valkey.url);
+  const build = syntheticBuild(valkey.url, "cli-since", "since-build");
+  build.lines(10);
+  await build.finish();
+
+  const logs = runLogs(["--since", "8", "--json", "cli-since"], relay.url);
+  expect(await logs.exited).toBe(0);
+  const seqs = logs
+    .output()
+    .stdout.trimEnd()
+    .split("\n")
+    .map((line) => (JSON.parse(line) as { seq: number }).seq);
+  expect(seqs).toEqual([9, 10, 11]);
+
+  const bad = runLogs(["Not_A_Slug"], relay.url);
+  expect(await bad.exited).toBe(2);
+  expect(bad.output().stderr).toContain("Usage: logs");
+});
