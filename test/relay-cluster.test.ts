@@ -102,6 +102,8 @@ describe("relay cluster", () => {
     for (let chunk = 0; chunk < 10; chunk++) {
       build.lines(1000);
       await build.flush();
+      // At least one sample per chunk, however busy the event loop is.
+      samples.push(await numsub(client, channel));
     }
     await build.finish();
 
@@ -115,7 +117,7 @@ describe("relay cluster", () => {
         expected,
       );
     }
-    expect(samples.length).toBeGreaterThan(10);
+    expect(samples.length).toBeGreaterThanOrEqual(10);
     expect(new Set(samples)).toEqual(new Set([1]));
   });
 
