@@ -2,22 +2,14 @@
  * `bin/logs`, the terminal viewer: prints a build's lines as they arrive
  * (stderr and system lines marked) and exits with the build's exit code.
  */
-import { afterAll, beforeAll, expect, it, onTestFinished } from "vitest";
+import { expect, it, onTestFinished } from "vitest";
 import { spawn } from "node:child_process";
-import { LocalValkey } from "../shared/local-valkey.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { ROOT } from "./support/service-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-});
-
-afterAll(async () => {
-  await valkey.stop();
-});
+const store = useValkey();
 
 function runLogs(args: string[], relayUrl: string) {
   const child = spawn(`${ROOT}bin/logs`, args, {
@@ -38,8 +30,8 @@ function runLogs(args: string[], relayUrl: string) {
 }
 
 it("prints a failing build with stderr marked and exits with its code", async () => {
-  const relay = await startRelay(valkey.url);
-  const build = syntheticBuild(valkey.url, "cli-view", "cli-build");
+  const relay = await startRelay(store.url);
+  const build = syntheticBuild(store.url, "cli-view", "cli-build");
   build.lines(3);
   build.publisher.line("stderr", "\u001b[31mboom\u001b[0m", Date.now());
   await build.flush();
@@ -64,8 +56,8 @@ it("prints a failing build with stderr marked and exits with its code", async ()
 });
 
 it("starts after --since and refuses a bad slug with usage", async () => {
-  const relay = await startRelay(valkey.url);
-  const build = syntheticBuild(valkey.url, "cli-since", "since-build");
+  const relay = await startRelay(store.url);
+  const build = syntheticBuild(store.url, "cli-since", "since-build");
   build.lines(10);
   await build.finish();
 

@@ -3,33 +3,16 @@
  * line once, and exactly one node holds the channel's SUBSCRIBE.
  */
 import { Redis } from "ioredis";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
-import { LocalValkey } from "../shared/local-valkey.ts";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { numsub, ownerOf, preferredOwner } from "./support/cluster-probe.ts";
 import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { LocalValkey } from "../shared/local-valkey.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-let client: Redis;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-  client = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await valkey.stop();
-});
+const store = useValkey();
 
 async function startCluster(
   size: number,
@@ -37,7 +20,7 @@ async function startCluster(
 ): Promise<RelayHandle[]> {
   return Promise.all(
     Array.from({ length: size }, (_, i) =>
-      startRelay(valkey.url, { RELAY_NODE_ID: `node-${i}`, ...env }),
+      startRelay(store.url, { RELAY_NODE_ID: `node-${i}`, ...env }),
     ),
   );
 }
@@ -76,14 +59,14 @@ describe("relay cluster", () => {
       relays.map((r) => r.nodeId),
     );
     await waitFor(
-      () => ownerOf(client, "fanout"),
+      () => ownerOf(store.client, "fanout"),
       (o) => o === preferred,
       {
         what: "ownership settled on the preferred node",
       },
     );
     await waitFor(
-      () => numsub(client, channel),
+      () => numsub(store.client, channel),
       (n) => n === 1,
       { what: "NUMSUB 1" },
     );
@@ -93,17 +76,17 @@ describe("relay cluster", () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        samples.push(await numsub(client, channel));
+        samples.push(await numsub(store.client, channel));
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
 
-    const build = syntheticBuild(valkey.url, "fanout", "b-fanout");
+    const build = syntheticBuild(store.url, "fanout", "b-fanout");
     for (let chunk = 0; chunk < 10; chunk++) {
       build.lines(1000);
       await build.flush();
       // At least one sample per chunk, however busy the event loop is.
-      samples.push(await numsub(client, channel));
+      samples.push(await numsub(store.client, channel));
     }
     await build.finish();
 
@@ -127,7 +110,7 @@ describe("relay cluster", () => {
     const viewers = relays.map((relay) => connectStringViewer(relay.url));
     await subscribeAll(viewers, channel);
     const owner = await waitFor(
-      () => ownerOf(client, "release"),
+      () => ownerOf(store.client, "release"),
       (o) => o !== null,
     );
 
@@ -137,7 +120,7 @@ describe("relay cluster", () => {
     viewers[ownerIndex]!.socket.close();
     // Published through history, as the builder does, so a hand-over of
     // the channel at this moment loses nothing.
-    const build = syntheticBuild(valkey.url, "release", "b-release");
+    const build = syntheticBuild(store.url, "release", "b-release");
     build.lines(3);
     await build.flush();
     await remaining.waitForMessages(4);
@@ -148,12 +131,12 @@ describe("relay cluster", () => {
     const leftAt = Date.now();
     remaining.socket.close();
     await waitFor(
-      () => numsub(client, channel),
+      () => numsub(store.client, channel),
       (n) => n === 0,
       { timeoutMs: 10_000 },
     );
     expect(Date.now() - leftAt).toBeLessThan(10_000);
-    expect(await ownerOf(client, "release")).toBeNull();
+    expect(await ownerOf(store.client, "release")).toBeNull();
   });
 
   it("moves ownership to a survivor within 5 s after the owner is killed", async () => {
@@ -162,7 +145,7 @@ describe("relay cluster", () => {
     const viewers = relays.map((relay) => connectStringViewer(relay.url));
     await subscribeAll(viewers, channel);
     const owner = await waitFor(
-      () => ownerOf(client, "failover"),
+      () => ownerOf(store.client, "failover"),
       (o) => o !== null,
     );
     const victim = relays.find((r) => r.nodeId === owner)!;
@@ -170,17 +153,17 @@ describe("relay cluster", () => {
     const killedAt = Date.now();
     await victim.process.stop("SIGKILL");
     const next = await waitFor(
-      () => ownerOf(client, "failover"),
+      () => ownerOf(store.client, "failover"),
       (o) => o !== null && o !== owner,
       { timeoutMs: 8000, everyMs: 20 },
     );
     expect(Date.now() - killedAt).toBeLessThan(5000);
     await waitFor(
-      () => numsub(client, channel),
+      () => numsub(store.client, channel),
       (n) => n === 1,
     );
 
-    const build = syntheticBuild(valkey.url, "failover", "b-failover");
+    const build = syntheticBuild(store.url, "failover", "b-failover");
     build.lines(5);
     await build.flush();
     const survivors = viewers.filter((_, i) => relays[i] !== victim);
@@ -208,7 +191,7 @@ describe("relay cluster", () => {
 
     const owners = await waitFor(
       async () => {
-        const tokens = await client.mget(
+        const tokens = await store.client.mget(
           ...slugs.map((slug) => `owner:{${slug}}`),
         );
         const counts = new Map<string, number>();
@@ -227,7 +210,7 @@ describe("relay cluster", () => {
     );
     expect(Object.keys(owners).sort()).toEqual(["node-0", "node-1", "node-2"]);
 
-    const reply = (await client.pubsub("NUMSUB", ...channels)) as Array<
+    const reply = (await store.client.pubsub("NUMSUB", ...channels)) as Array<
       string | number
     >;
     const counts = reply.filter((_, i) => i % 2 === 1).map(Number);

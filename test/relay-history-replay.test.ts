@@ -2,28 +2,20 @@
  * Structured viewers: history first, then live, no gap and no duplicate at
  * the seam, batched `logs` events, resume with `since` after a reconnect.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { io } from "socket.io-client";
-import { LocalValkey } from "../shared/local-valkey.ts";
 import type { SubscribeAck } from "../shared/viewer-protocol.ts";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-});
-
-afterAll(async () => {
-  await valkey.stop();
-});
+const store = useValkey();
 
 describe("structured subscribe", () => {
   it("gives a viewer joining at line 5,000 of 10,000 exactly lines 1..10,000", async () => {
-    const relay = await startRelay(valkey.url);
-    const build = syntheticBuild(valkey.url, "late-join", "build-1");
+    const relay = await startRelay(store.url);
+    const build = syntheticBuild(store.url, "late-join", "build-1");
     build.lines(5000);
     await build.flush();
 
@@ -47,14 +39,14 @@ describe("structured subscribe", () => {
   });
 
   it("batches live lines into few logs events", async () => {
-    const relay = await startRelay(valkey.url, {
+    const relay = await startRelay(store.url, {
       BATCH_WINDOW_MS: "20",
       BATCH_MAX_LINES: "200",
     });
     const viewer = recordFollower({ url: relay.url, slug: "batched" });
     await new Promise((resolve) => viewer.follower.once("subscribed", resolve));
 
-    const build = syntheticBuild(valkey.url, "batched", "build-b");
+    const build = syntheticBuild(store.url, "batched", "build-b");
     build.lines(3000);
     await build.finish();
     await viewer.finished;
@@ -68,11 +60,11 @@ describe("structured subscribe", () => {
   });
 
   it("resumes with exactly the missed lines after the connection drops", async () => {
-    const relay = await startRelay(valkey.url);
+    const relay = await startRelay(store.url);
     const viewer = recordFollower({ url: relay.url, slug: "resume" });
     await new Promise((resolve) => viewer.follower.once("subscribed", resolve));
 
-    const build = syntheticBuild(valkey.url, "resume", "build-r");
+    const build = syntheticBuild(store.url, "resume", "build-r");
     build.lines(1000);
     await build.flush();
 
@@ -95,8 +87,8 @@ describe("structured subscribe", () => {
   });
 
   it("tells viewers about a new build of the same slug", async () => {
-    const relay = await startRelay(valkey.url);
-    const first = syntheticBuild(valkey.url, "rebuild", "build-old");
+    const relay = await startRelay(store.url);
+    const first = syntheticBuild(store.url, "rebuild", "build-old");
     first.lines(10);
     await first.finish();
 
@@ -110,7 +102,7 @@ describe("structured subscribe", () => {
     viewer.follower.on("build", (id) => builds.push(id));
     await viewer.finished;
 
-    const second = syntheticBuild(valkey.url, "rebuild", "build-new");
+    const second = syntheticBuild(store.url, "rebuild", "build-new");
     const nextStatus = new Promise((resolve) =>
       viewer.follower.on("status", resolve),
     );
@@ -130,7 +122,7 @@ describe("structured subscribe", () => {
   });
 
   it("refuses malformed structured requests through the acknowledgement", async () => {
-    const relay = await startRelay(valkey.url);
+    const relay = await startRelay(store.url);
     const socket = io(relay.url, { forceNew: true });
     try {
       const ask = (request: unknown) =>

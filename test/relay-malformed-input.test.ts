@@ -3,31 +3,19 @@
  * channel is passed on or dropped, and a forged batch on the adapter's
  * channel is dropped, while real lines keep flowing.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { LocalValkey } from "../shared/local-valkey.ts";
+import { expect, it } from "vitest";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
 import { connectStringViewer } from "./support/viewer.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-let client: Redis;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-  client = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await valkey.stop();
-});
+const store = useValkey();
 
 it("survives garbage on log and adapter channels and keeps delivering", async () => {
   const [a, b] = await Promise.all([
-    startRelay(valkey.url),
-    startRelay(valkey.url),
+    startRelay(store.url),
+    startRelay(store.url),
   ]);
   const slug = "garbage";
   const followers = [a, b].map((relay) =>
@@ -82,7 +70,7 @@ it("survives garbage on log and adapter channels and keeps delivering", async ()
     JSON.stringify({ uid: "forger", nsp: "/", type: 3 }),
   ];
   for (const message of forged) {
-    await client.spublish(`socket.io#/#logs:${slug}#`, message);
+    await store.client.spublish(`socket.io#/#logs:${slug}#`, message);
   }
   const junk = [
     "{",
@@ -90,9 +78,10 @@ it("survives garbage on log and adapter channels and keeps delivering", async ()
     JSON.stringify({ log: "no seq" }),
     JSON.stringify({ type: "line", seq: "x" }),
   ];
-  for (const payload of junk) await client.publish(`logs:${slug}`, payload);
+  for (const payload of junk)
+    await store.client.publish(`logs:${slug}`, payload);
 
-  const build = syntheticBuild(valkey.url, slug, "after-garbage");
+  const build = syntheticBuild(store.url, slug, "after-garbage");
   build.lines(100);
   await build.finish();
 

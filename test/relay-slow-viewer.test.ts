@@ -4,22 +4,14 @@
  * when it reads again.
  */
 import type { Socket as NetSocket } from "node:net";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { LocalValkey } from "../shared/local-valkey.ts";
+import { expect, it } from "vitest";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-});
-
-afterAll(async () => {
-  await valkey.stop();
-});
+const store = useValkey();
 
 function slowDisconnects(metrics: string): number {
   const match =
@@ -30,7 +22,7 @@ function slowDisconnects(metrics: string): number {
 }
 
 it("disconnects a viewer that stops reading, which then resumes without loss", async () => {
-  const relay = await startRelay(valkey.url, {
+  const relay = await startRelay(store.url, {
     SLOW_VIEWER_BUFFER_BYTES: String(64 * 1024),
     SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
   });
@@ -55,7 +47,7 @@ it("disconnects a viewer that stops reading, which then resumes without loss", a
   const tcp = transport.ws._socket;
   tcp.pause();
 
-  const build = syntheticBuild(valkey.url, slug, "slow-build");
+  const build = syntheticBuild(store.url, slug, "slow-build");
   const wide = "x".repeat(4096);
   for (let i = 0; i < 3000; i++)
     build.publisher.line("stdout", `${i} ${wide}`, Date.now());

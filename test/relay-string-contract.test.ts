@@ -3,31 +3,16 @@
  * `logs:<slug>`, then `Joined logs:<slug>` and every payload unchanged, in
  * order, as `message` events, over WebSocket and over HTTP long-polling.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalValkey } from "../shared/local-valkey.ts";
+import { describe, expect, it } from "vitest";
 import { startRelay } from "./support/relay-process.ts";
 import { connectStringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { numsub as countSubscribers } from "./support/cluster-probe.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
-let valkey: LocalValkey;
-let publisher: Redis;
+const store = useValkey();
 
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-  publisher = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  publisher.disconnect();
-  await valkey.stop();
-});
-
-function numsub(channel: string): Promise<number> {
-  return publisher
-    .pubsub("NUMSUB", channel)
-    .then((reply) => Number((reply as [string, number])[1]));
-}
+const numsub = (channel: string) => countSubscribers(store.client, channel);
 
 describe("string-form subscribe", () => {
   it.each([
@@ -36,7 +21,7 @@ describe("string-form subscribe", () => {
   ])(
     "delivers every payload unchanged and in order (%s)",
     async (_, options) => {
-      const relay = await startRelay(valkey.url);
+      const relay = await startRelay(store.url);
       const channel = `logs:contract-${Math.random().toString(36).slice(2, 8)}`;
       const viewer = connectStringViewer(relay.url, options);
       viewer.socket.emit("subscribe", channel);
@@ -54,7 +39,7 @@ describe("string-form subscribe", () => {
           seq: i + 1,
         }),
       );
-      const pipeline = publisher.pipeline();
+      const pipeline = store.client.pipeline();
       for (const payload of payloads) pipeline.publish(channel, payload);
       await pipeline.exec();
 
@@ -64,7 +49,7 @@ describe("string-form subscribe", () => {
   );
 
   it("refuses malformed channels with a stable code and keeps serving", async () => {
-    const relay = await startRelay(valkey.url);
+    const relay = await startRelay(store.url);
     const bad: unknown[] = [
       "foo",
       "logs:",
@@ -104,7 +89,7 @@ describe("string-form subscribe", () => {
       "RELAY_ERR_BAD_REQUEST",
     ]);
     expect(viewer.messages).toEqual([]);
-    const channels = (await publisher.pubsub("CHANNELS", "*")) as string[];
+    const channels = (await store.client.pubsub("CHANNELS", "*")) as string[];
     expect(channels.filter((c) => c.startsWith("logs:"))).toEqual([]);
 
     // The same connection, and a new one, are still served.
@@ -118,7 +103,7 @@ describe("string-form subscribe", () => {
       (n) => n === 1,
     );
 
-    await publisher.publish("logs:still-fine", '{"log":"after refusals"}');
+    await store.client.publish("logs:still-fine", '{"log":"after refusals"}');
     await viewer.waitForMessages(2);
     await other.waitForMessages(2);
     expect(other.messages).toEqual([
@@ -136,7 +121,7 @@ describe("string-form subscribe", () => {
   });
 
   it("drops the Valkey subscription when the last viewer leaves", async () => {
-    const relay = await startRelay(valkey.url);
+    const relay = await startRelay(store.url);
     const channel = "logs:leaving";
     const first = connectStringViewer(relay.url);
     const second = connectStringViewer(relay.url);
@@ -152,7 +137,7 @@ describe("string-form subscribe", () => {
 
     first.socket.close();
     // One viewer remains: the subscription stays.
-    await publisher.publish(channel, '{"log":"still here"}');
+    await store.client.publish(channel, '{"log":"still here"}');
     await second.waitForMessages(2);
     expect(await numsub(channel)).toBe(1);
 
@@ -168,7 +153,7 @@ describe("string-form subscribe", () => {
   });
 
   it("reports its node id and readiness over HTTP", async () => {
-    const relay = await startRelay(valkey.url, {
+    const relay = await startRelay(store.url, {
       RELAY_NODE_ID: "node-under-test",
     });
     const health = await fetch(`${relay.url}/healthz`).then((r) => r.json());
