@@ -12,7 +12,10 @@ import { readValkeyConfig } from "../shared/valkey-config.ts";
 import { parseValkeyUrl } from "../shared/valkey-connection.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { ServiceProcess } from "./support/service-process.ts";
-import { makeCertificates } from "./support/test-certificates.ts";
+import {
+  makeCertificates,
+  type TestCertificates,
+} from "./support/test-certificates.ts";
 import { connectStringViewer } from "./support/viewer.ts";
 
 describe("Valkey URLs", () => {
@@ -71,25 +74,31 @@ describe("Valkey URLs", () => {
   });
 });
 
+/** A Valkey with a plain port and a TLS port serving `certs`. */
+async function startTlsValkey(certs: TestCertificates) {
+  const tlsPort = await freePort();
+  const valkey = await LocalValkey.start({
+    args: [
+      "--tls-port",
+      String(tlsPort),
+      "--tls-cert-file",
+      certs.certFile,
+      "--tls-key-file",
+      certs.keyFile,
+      "--tls-ca-cert-file",
+      certs.caFile,
+      "--tls-auth-clients",
+      "no",
+    ],
+  });
+  onTestFinished(() => valkey.stop());
+  return { valkey, tlsPort };
+}
+
 describe("TLS", () => {
   it("serves through valkeys:// with a private CA and the URL's credentials", async () => {
     const certs = await makeCertificates();
-    const tlsPort = await freePort();
-    const valkey = await LocalValkey.start({
-      args: [
-        "--tls-port",
-        String(tlsPort),
-        "--tls-cert-file",
-        certs.certFile,
-        "--tls-key-file",
-        certs.keyFile,
-        "--tls-ca-cert-file",
-        certs.caFile,
-        "--tls-auth-clients",
-        "no",
-      ],
-    });
-    onTestFinished(() => valkey.stop());
+    const { valkey, tlsPort } = await startTlsValkey(certs);
     const admin = new Redis(valkey.url);
     onTestFinished(() => admin.disconnect());
     await admin.acl("SETUSER", "relay", "on", ">s3cret", "~*", "&*", "+@all");
@@ -121,22 +130,7 @@ describe("TLS", () => {
   it("refuses a server whose certificate the CA did not sign", async () => {
     const certs = await makeCertificates();
     const other = await makeCertificates();
-    const tlsPort = await freePort();
-    const valkey = await LocalValkey.start({
-      args: [
-        "--tls-port",
-        String(tlsPort),
-        "--tls-cert-file",
-        certs.certFile,
-        "--tls-key-file",
-        certs.keyFile,
-        "--tls-ca-cert-file",
-        certs.caFile,
-        "--tls-auth-clients",
-        "no",
-      ],
-    });
-    onTestFinished(() => valkey.stop());
+    const { tlsPort } = await startTlsValkey(certs);
 
     const relay = new ServiceProcess("relay", [], {
       REDIS_URL: `rediss://127.0.0.1:${tlsPort}`,
