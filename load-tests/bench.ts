@@ -26,6 +26,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --duration-s <s>      every load scenario publishes this long (trial runs)
   --out <dir>           where the JSON goes, default bench-results/
   --logs <dir>          keep every server's output there, one file per process
+  --relay-env <list>    variables for our relays, such as BATCH_WINDOW_MS=10,LOG_LEVEL=warn
 `;
 
 function readFlags() {
@@ -37,6 +38,7 @@ function readFlags() {
       contenders: { type: "string", default: "" },
       "duration-s": { type: "string" },
       logs: { type: "string" },
+      "relay-env": { type: "string", default: "" },
       out: { type: "string", default: join(ROOT, "bench-results") },
       help: { type: "boolean", default: false },
     },
@@ -73,6 +75,18 @@ function readFlags() {
     durationMs: durationS === undefined ? undefined : durationS * 1000,
     out: values.out,
     logs: values.logs,
+    relayEnv: Object.fromEntries(
+      list(values["relay-env"]).map((pair) => {
+        const at = pair.indexOf("=");
+        if (at < 1) {
+          throw new BenchError(
+            BenchErrorCode.BAD_FLAG,
+            `--relay-env: ${pair} is not NAME=value`,
+          );
+        }
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    ),
   };
 }
 
@@ -92,6 +106,7 @@ const report = await runBench({
   contenders: flags.contenders,
   durationMs: flags.durationMs,
   logDir: flags.logs,
+  relayEnv: flags.relayEnv,
   log: (message) => process.stderr.write(`${message}\n`),
 });
 

@@ -9,13 +9,18 @@
  * in order, so a late line is as much a fault as a repeated one, and
  * telling them apart would cost a set of every seq per viewer. A gap
  * notice from the relay counts its range as lost too: the lines were
- * announced as gone, not delivered.
+ * announced as gone, not delivered. Lines after the last one handed over,
+ * up to the build's end, are `undelivered`: not skipped, but not there
+ * when the viewer stopped waiting, which under overload means late rather
+ * than lost.
  */
 
 export interface DeliveryCounts {
   /** Lines and statuses handed over new and in order. */
   delivered: number;
   lost: number;
+  /** Lines after the last one handed over that never came in time. */
+  undelivered: number;
   duplicates: number;
   /** Gap notices received (their lines are in `lost`). */
   gapNotices: number;
@@ -42,6 +47,7 @@ export class DeliveryTracker {
   private readonly counts: DeliveryCounts = {
     delivered: 0,
     lost: 0,
+    undelivered: 0,
     duplicates: 0,
     gapNotices: 0,
     finishedBuilds: 0,
@@ -92,13 +98,13 @@ export class DeliveryTracker {
 
   /**
    * The counts, with every seq of `lastSeqs` (build id to its final seq)
-   * not handed over counted as lost. Call it once, at the end.
+   * not reached counted as undelivered. Call it once, at the end.
    */
   settle(lastSeqs: Readonly<Record<string, number>> = {}): DeliveryCounts {
     for (const [buildId, last] of Object.entries(lastSeqs)) {
       const build = this.progress(buildId);
       if (last > build.lastSeq) {
-        this.counts.lost += last - build.lastSeq;
+        this.counts.undelivered += last - build.lastSeq;
         build.lastSeq = last;
       }
     }

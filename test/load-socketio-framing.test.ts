@@ -192,6 +192,7 @@ describe("socket.io framing against a relay", () => {
     expect(tracker.settle({ "b-struct": 201 })).toEqual({
       delivered: 201,
       lost: 0,
+      undelivered: 0,
       duplicates: 0,
       gapNotices: 0,
       finishedBuilds: 1,

@@ -67,6 +67,7 @@ function loadTable(runs: LoadResult[]): string {
       "p95 ms",
       "p99 ms",
       "lost",
+      "late",
       "dup",
       "reconn",
       "CPU s/M lines",
@@ -84,6 +85,7 @@ function loadTable(runs: LoadResult[]): string {
       ms(r.latency.p95Ms),
       ms(r.latency.p99Ms),
       String(r.lost),
+      String(r.undelivered),
       String(r.duplicates),
       String(r.reconnects),
       r.serverCpuSecondsPerMillionLines.toFixed(2),
@@ -104,6 +106,7 @@ function idleTable(runs: IdleResult[]): string {
       "RSS before",
       "RSS after",
       "RSS/viewer",
+      "JS heap/viewer",
       "idle CPU %",
     ],
     runs.map((r) => [
@@ -112,6 +115,7 @@ function idleTable(runs: IdleResult[]): string {
       bytes(r.serverRssBeforeBytes),
       bytes(r.serverRssAfterBytes),
       bytes(r.rssPerViewerBytes),
+      r.heapPerViewerBytes === undefined ? "" : bytes(r.heapPerViewerBytes),
       r.idleCpuPercent.toFixed(1),
     ]),
   );

@@ -28,6 +28,8 @@ export interface BenchOptions {
   durationMs?: number;
   /** Keep the servers' output here, one file per process. */
   logDir?: string;
+  /** Extra variables for our relays, such as `BATCH_WINDOW_MS`. */
+  relayEnv?: Record<string, string>;
   log(message: string): void;
 }
 
@@ -75,6 +77,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         log: options.log,
         runId,
         logDir: options.logDir,
+        relayEnv: options.relayEnv,
       };
       results.push(await runOne(scenario, contender, runOptions));
     }
@@ -173,6 +176,7 @@ function failedRun(
         bytesPerSecond: 0,
         latency,
         lost: 0,
+        undelivered: 0,
         duplicates: 0,
         gapNotices: 0,
         disconnected: 0,
@@ -184,6 +188,7 @@ function failedRun(
         valkeyCpuSeconds: 0,
         serverRssPerViewerBytes: 0,
         valkeyCommandsPerLineDelivered: 0,
+        valkeyCalls: {},
         valkeyOutputBytesPerLineDelivered: 0,
         pubsubMessagesPerLinePublished: 0,
         nodesWithViewersPerChannel: 0,

@@ -15,6 +15,7 @@ import { RunHarness, delay } from "./run-harness.ts";
 import type { CrossCheck, IdleResult } from "./run-result.ts";
 
 const CONNECT_CONCURRENCY = 500;
+const HEAP_USED = "relay_nodejs_heap_size_used_bytes";
 /** Lets the node finish starting (JIT, first GCs) before the first sample. */
 const WARM_UP_MS = 1_000;
 
@@ -35,6 +36,7 @@ export async function runIdle(
   try {
     await delay(WARM_UP_MS);
     const before = sampleProcesses(harness.system.pids);
+    const heapBefore = await harness.system.relayTotals([HEAP_USED]);
 
     const perChannel = Math.ceil(scenario.viewers / scenario.channels);
     const slugs = Array.from(
@@ -63,11 +65,12 @@ export async function runIdle(
     harness.system.assertRunning();
 
     const crossChecks: CrossCheck[] = [];
+    const relay = await harness.system.relayTotals([
+      "relay_connected_clients",
+      "relay_process_resident_memory_bytes",
+      HEAP_USED,
+    ]);
     if (contender.system === "ours") {
-      const relay = await harness.system.relayTotals([
-        "relay_connected_clients",
-        "relay_process_resident_memory_bytes",
-      ]);
       crossChecks.push({
         what: "viewers connected",
         metric: "relay_connected_clients",
@@ -100,6 +103,10 @@ export async function runIdle(
       serverRssBeforeBytes: before.rssBytes,
       serverRssAfterBytes: after.rssBytes,
       rssPerViewerBytes: (after.rssBytes - before.rssBytes) / viewers.length,
+      heapPerViewerBytes:
+        contender.system === "ours"
+          ? (relay[HEAP_USED]! - heapBefore[HEAP_USED]!) / viewers.length
+          : undefined,
       idleCpuPercent:
         ((after.cpuSeconds - quietFrom.cpuSeconds) * 100_000) /
         scenario.settleMs,

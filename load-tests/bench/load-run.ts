@@ -174,6 +174,7 @@ async function measure(
     bytesPerSecond: (report.bytes * 1000) / windowMs,
     latency: summarize(report.latency),
     lost: report.counts.lost,
+    undelivered: report.counts.undelivered,
     duplicates: report.counts.duplicates,
     gapNotices: report.counts.gapNotices,
     disconnected: report.disconnected,
@@ -188,6 +189,9 @@ async function measure(
     serverRssPerViewerBytes:
       (after.process.rssBytes - idle.rssBytes) / viewers.length,
     valkeyCommandsPerLineDelivered: delta.commands / Math.max(1, delivered),
+    valkeyCalls: Object.fromEntries(
+      Object.entries(delta.calls).filter(([, calls]) => calls > 0),
+    ),
     valkeyOutputBytesPerLineDelivered:
       delta.netOutputBytes / Math.max(1, delivered),
     pubsubMessagesPerLinePublished:

@@ -48,7 +48,13 @@ export interface LoadResult extends RunBase {
   framesPerSecond: number;
   bytesPerSecond: number;
   latency: LatencySummary;
+  /** Lines skipped in a viewer's stream: never coming. */
   lost: number;
+  /**
+   * Lines still missing when the drain ended: late, not skipped. A system
+   * that cannot keep up with the offered load leaves these.
+   */
+  undelivered: number;
   duplicates: number;
   gapNotices: number;
   /** Viewers that lost their connection and could not get back. */
@@ -72,6 +78,8 @@ export interface LoadResult extends RunBase {
   /** Server RSS growth from before the viewers to the end, per viewer. */
   serverRssPerViewerBytes: number;
   valkeyCommandsPerLineDelivered: number;
+  /** Valkey's calls per command during the run (scripts' inner calls too). */
+  valkeyCalls: Record<string, number>;
   valkeyOutputBytesPerLineDelivered: number;
   /** Pub/sub messages Valkey pushed to the servers, per line published. */
   pubsubMessagesPerLinePublished: number;
@@ -89,6 +97,8 @@ export interface IdleResult extends RunBase {
   serverRssBeforeBytes: number;
   serverRssAfterBytes: number;
   rssPerViewerBytes: number;
+  /** Ours only: growth of the relay's used JS heap, per viewer. */
+  heapPerViewerBytes?: number;
   /** Server CPU while the viewers sat idle, in percent of one core. */
   idleCpuPercent: number;
 }
@@ -113,6 +123,9 @@ export function runProblems(result: RunResult): string[] {
   }
   if (result.kind === "load") {
     if (result.lost > 0) problems.push(`${result.lost} lines lost`);
+    if (result.undelivered > 0) {
+      problems.push(`${result.undelivered} lines not delivered by the end`);
+    }
     if (result.duplicates > 0) {
       problems.push(`${result.duplicates} lines duplicated`);
     }

@@ -200,6 +200,7 @@ function mergeReports(answers: ReportAnswer[]): FleetReport {
   const counts: DeliveryCounts = {
     delivered: 0,
     lost: 0,
+    undelivered: 0,
     duplicates: 0,
     gapNotices: 0,
     finishedBuilds: 0,

@@ -137,6 +137,7 @@ function report(expected: ExpectedEnds): ReportAnswer {
   const total: DeliveryCounts = {
     delivered: 0,
     lost: 0,
+    undelivered: 0,
     duplicates: 0,
     gapNotices: 0,
     finishedBuilds: 0,
