@@ -191,6 +191,7 @@ function failedRun(
         valkeyCalls: {},
         valkeyOutputBytesPerLineDelivered: 0,
         pubsubMessagesPerLinePublished: 0,
+        pubsubMessagesPerLineDelivered: 0,
         nodesWithViewersPerChannel: 0,
         nodesReceivingPerChannel: 0,
         logChannelSubscribers: 0,

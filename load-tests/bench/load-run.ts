@@ -196,6 +196,7 @@ async function measure(
       delta.netOutputBytes / Math.max(1, delivered),
     pubsubMessagesPerLinePublished:
       pubsub.messages / Math.max(1, linesPublished),
+    pubsubMessagesPerLineDelivered: pubsub.messages / Math.max(1, delivered),
     nodesWithViewersPerChannel: nodesWithViewers(viewers),
     nodesReceivingPerChannel: pubsub.nodesReceivingPerChannel,
     logChannelSubscribers: await meanNumsub(client, slugs.map(logChannel)),

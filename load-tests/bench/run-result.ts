@@ -83,6 +83,8 @@ export interface LoadResult extends RunBase {
   valkeyOutputBytesPerLineDelivered: number;
   /** Pub/sub messages Valkey pushed to the servers, per line published. */
   pubsubMessagesPerLinePublished: number;
+  /** The same, per line delivered to a viewer. */
+  pubsubMessagesPerLineDelivered: number;
   /** Mean nodes with viewers per channel, from the viewers' placement. */
   nodesWithViewersPerChannel: number;
   /** Mean nodes Valkey pushed each channel's traffic to. */
