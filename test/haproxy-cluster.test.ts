@@ -21,6 +21,7 @@ import {
 } from "vitest";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { startHaproxy, type HaproxyHandle } from "./support/haproxy-process.ts";
+import { ownerOf, preferredOwner } from "./support/cluster-probe.ts";
 import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import { lookUpBinary } from "./support/system-binary.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
@@ -135,11 +136,21 @@ async function connectedClients(relay: RelayHandle): Promise<number> {
 }
 
 /**
- * Resolves once the channel has one owner subscribed in Valkey and every
- * relay with viewers of it listens for the owner's broadcasts, so nothing
- * published from now on can be missed.
+ * Resolves once the channel has one owner subscribed in Valkey, the lease
+ * has settled on the node the slug prefers among the relays with viewers
+ * (so no hand-over is still to come), and every relay with viewers listens
+ * for the owner's broadcasts: nothing published from now on can be missed,
+ * not even payloads that are not in history.
  */
-async function waitForFanOut(channel: string, relaysWithViewers: number) {
+async function waitForFanOut(channel: string, relays: RelayHandle[]) {
+  const counts = await Promise.all(relays.map(connectedClients));
+  const withViewers = relays.filter((_, i) => counts[i]! > 0);
+  const slug = channel.slice("logs:".length);
+  const preferred = preferredOwner(
+    slug,
+    withViewers.map((r) => r.nodeId),
+  );
+
   await waitFor(
     async () => {
       const numsub = (await publisher.pubsub("NUMSUB", channel)) as [
@@ -150,10 +161,14 @@ async function waitForFanOut(channel: string, relaysWithViewers: number) {
         "SHARDNUMSUB",
         `socket.io#/#${channel}#`,
       )) as [string, number];
-      return [Number(numsub[1]), Number(shard[1])];
+      const owner = await ownerOf(publisher, slug);
+      return [Number(numsub[1]), Number(shard[1]), owner] as const;
     },
-    ([owners, listeners]) => owners === 1 && listeners === relaysWithViewers,
-    { what: `one owner and ${relaysWithViewers} listening relays` },
+    ([owners, listeners, owner]) =>
+      owners === 1 && listeners === withViewers.length && owner === preferred,
+    {
+      what: `one owner (${preferred}) and ${withViewers.length} listening relays`,
+    },
   );
 }
 
@@ -236,12 +251,12 @@ describe.skipIf(haproxy.skip)("relays behind haproxy", () => {
     expect(perRelay.reduce((a, b) => a + b, 0)).toBe(viewers.length);
     const relaysWithViewers = perRelay.filter((n) => n > 0).length;
     expect(relaysWithViewers).toBeGreaterThanOrEqual(2);
-    await waitForFanOut(channel, relaysWithViewers);
+    await waitForFanOut(channel, relays);
 
-    const payloads = await publishLines(channel, 1000);
-    const [end] = await publishLines(channel, 1, 1001);
+    const payloads = await publishLines(channel, 10_000);
+    const [end] = await publishLines(channel, 1, 10_001);
     for (const viewer of viewers) {
-      await viewer.waitForMessages(1002);
+      await viewer.waitForMessages(10_002, 60_000);
     }
 
     for (const viewer of viewers) {
@@ -404,7 +419,7 @@ describe.skipIf(haproxy.skip)("relays behind haproxy", () => {
     const after = await Promise.all(survivors.map(connectedClients));
     expect(after.reduce((a, b) => a + b, 0)).toBe(viewers.length);
 
-    await waitForFanOut(channel, after.filter((n) => n > 0).length);
+    await waitForFanOut(channel, survivors);
     const payloads = await publishLines(channel, 200);
     for (const viewer of viewers) {
       await waitFor(
