@@ -68,6 +68,13 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly refusedRequests = new Counter({
+    name: "relay_refused_requests_total",
+    help: "HTTP long-polling requests refused before Engine.IO, by status",
+    labelNames: ["status"] as const,
+    registers: [this.registry],
+  });
+
   readonly malformedPayloads = new Counter({
     name: "relay_malformed_payloads_total",
     help: "Payloads on a log channel that were not messages of the protocol",

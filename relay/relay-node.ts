@@ -22,6 +22,7 @@ import type { RelayOptions } from "./config.ts";
 import { RelayError, RelayErrorCode } from "./errors.ts";
 import { HistoryReader } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
+import { guardPollingBodies } from "./polling-body-guard.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
 import { reapStaleConnections } from "./stale-connection-reaper.ts";
@@ -108,6 +109,7 @@ export class RelayNode {
         16 * 1024 * 1024,
         4 * options.slowViewerBufferBytes,
       ),
+      maxHttpBufferSize: MAX_MESSAGE_BYTES,
     } as Partial<ServerOptions>);
     this.slowViewers = new SlowViewerGuard(
       this.io,
@@ -132,6 +134,10 @@ export class RelayNode {
       logger,
       () => this.draining,
     );
+    // Registered before Engine.IO's handler, which it yields to.
+    guardPollingBodies(this.app, "/socket.io/", MAX_MESSAGE_BYTES, (status) => {
+      this.metrics.refusedRequests.inc({ status: String(status) });
+    });
     this.io.attachApp(this.app);
     mountHttpRoutes(
       this.app,
@@ -347,6 +353,12 @@ export class RelayNode {
     }
   }
 }
+
+/**
+ * Largest message a viewer may send, over WebSocket or in one polling POST.
+ * Requests are small; this leaves room for a long access token.
+ */
+const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** uWebSockets.js's LIBUS_LISTEN_EXCLUSIVE_PORT (its typings' enum is type-only). */
 const EXCLUSIVE_PORT = 1 as uWS.ListenOptions;
