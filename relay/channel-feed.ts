@@ -66,6 +66,12 @@ export interface FollowStart {
 interface ParkedViewer {
   buildId: BuildId;
   sent: Seq;
+  /**
+   * The viewer asked for this very build, which the feed has not reached:
+   * it waits for it, past any other build. An unpinned viewer that is
+   * ahead of a build moves on to the next one when it starts.
+   */
+  pinned: boolean;
 }
 
 export class ChannelFeed {
@@ -129,6 +135,15 @@ export class ChannelFeed {
       void socket.join(batchesRoom(this.slug));
       return;
     }
+    if (
+      buildId !== this.buildId &&
+      !(await this.history.hasBuild(this.slug, buildId))
+    ) {
+      // A build that has not started yet (or never will): wait for it.
+      started({ buildId, lastSeq: 0 });
+      this.parked.set(socket, { buildId, sent: request.since, pinned: true });
+      return;
+    }
     const lastSeq =
       buildId === this.buildId
         ? this.lastSeq
@@ -143,7 +158,7 @@ export class ChannelFeed {
         if (buildId === (await this.history.latestBuild(this.slug))) {
           // It is the newest build and this feed has not reached it yet:
           // the feed's first delivery of it past `sent` joins the viewer.
-          this.parked.set(socket, { buildId, sent });
+          this.parked.set(socket, { buildId, sent, pinned: true });
           return;
         }
         // An earlier build: go on with the one the feed delivers.
@@ -159,8 +174,8 @@ export class ChannelFeed {
       }
       if (sent > this.lastSeq) {
         // The viewer is ahead of this node's feed; the feed's next
-        // delivery past `sent` completes the join.
-        this.parked.set(socket, { buildId, sent });
+        // delivery past `sent`, or the next build, completes the join.
+        this.parked.set(socket, { buildId, sent, pinned: false });
         return;
       }
       sent = await this.replay(socket, buildId, sent, this.lastSeq);
@@ -244,6 +259,13 @@ export class ChannelFeed {
     if (this.buildId !== undefined) this.finishedBuilds.add(this.buildId);
     this.buildId = buildId;
     this.lastSeq = 0;
+
+    // Viewers that had everything of an earlier build follow this one.
+    for (const parked of this.parked.values()) {
+      if (parked.pinned || parked.buildId === buildId) continue;
+      parked.buildId = buildId;
+      parked.sent = 0;
+    }
   }
 
   /** Reads `fromSeq..toSeq` from history, delivers it, then goes on. */

@@ -33,6 +33,12 @@ export class HistoryReader {
     return isBuildId(buildId) ? buildId : undefined;
   }
 
+  /** True when the build is one of the slug's builds in history. */
+  async hasBuild(slug: Slug, buildId: BuildId): Promise<boolean> {
+    const position = await this.client.lpos(buildsKey(slug), buildId);
+    return position !== null;
+  }
+
   async end(slug: Slug): Promise<HistoryEnd | undefined> {
     const buildId = await this.latestBuild(slug);
     if (buildId === undefined) return undefined;

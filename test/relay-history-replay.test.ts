@@ -156,4 +156,55 @@ describe("structured subscribe", () => {
       socket.close();
     }
   });
+
+  it("waits for a named build that has not started, past other builds", async () => {
+    const relay = await startRelay(store.url);
+    const earlier = syntheticBuild(store.url, "named", "named-earlier");
+    earlier.lines(5);
+    await earlier.finish();
+
+    const viewer = recordFollower({
+      url: relay.url,
+      slug: "named",
+      buildId: "named-wanted",
+    });
+    const ack = await viewer.subscribed;
+    expect(ack).toMatchObject({
+      ok: true,
+      buildId: "named-wanted",
+      lastSeq: 0,
+    });
+
+    const other = syntheticBuild(store.url, "named", "named-other");
+    other.lines(7);
+    await other.finish();
+    const wanted = syntheticBuild(store.url, "named", "named-wanted");
+    wanted.lines(9);
+    await wanted.finish();
+
+    await viewer.finished;
+    expect(viewer.seen).toEqual(seqRange("named-wanted", 10));
+  });
+
+  it("moves a viewer past the end of a finished build on to the next one", async () => {
+    const relay = await startRelay(store.url);
+    const first = syntheticBuild(store.url, "past-end", "past-first");
+    first.lines(4);
+    await first.finish();
+
+    const viewer = recordFollower({
+      url: relay.url,
+      slug: "past-end",
+      buildId: "past-first",
+      // The build ended at seq 5: this viewer asks for more than there is.
+      since: 9,
+    });
+    await viewer.subscribed;
+    const next = syntheticBuild(store.url, "past-end", "past-next");
+    next.lines(3);
+    await next.finish();
+
+    await viewer.finished;
+    expect(viewer.seen).toEqual(seqRange("past-next", 4));
+  });
 });
