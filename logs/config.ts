@@ -26,12 +26,13 @@ export interface LogsOptions {
 
 export const LOGS_USAGE = `Usage: logs [--since N] [--build ID] [--json] <slug>
 
-Follows the build log of <slug> live through a relay, from the first line of
-the latest build (or after --since of --build), and exits with the build's
-exit code when its final status arrives.
+Follows the build log of <slug> live through a relay and exits with the
+build's exit code when its final status arrives. It starts at the first line
+of the slug's latest build, or of the build named by --build (waiting for it
+to start if it has not), after line --since if given.
 
   --since N    start after line N
-  --build ID   follow this build rather than the latest
+  --build ID   follow this build (as the launcher's answer names it)
   --json       print each message as its JSON object
 
 Environment:
@@ -59,6 +60,11 @@ export function readLogsConfig(
   const { RELAY_URL } = readEnv(schema, env);
 
   const help = values.help ?? false;
+  if (positionals.length > 1) {
+    throw new ConfigError([
+      `unexpected arguments ${JSON.stringify(positionals.slice(1))}: give one slug`,
+    ]);
+  }
   const slug = positionals[0] ?? "";
   if (!help && !isSlug(slug)) {
     throw new ConfigError([

@@ -28,6 +28,13 @@ const follower = new LogFollower({
   buildId: options.buildId,
 });
 
+// `bin/logs slug | head` closes the pipe early: that is the reader's
+// choice, not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  follower.close();
+  process.exit(err.code === "EPIPE" ? 0 : 1);
+});
+
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };

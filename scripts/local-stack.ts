@@ -34,6 +34,10 @@ const schema = z.object({
     .refine((value) => isSlug(value), "must be a DNS label"),
 });
 
+// A closed terminal or pipe must not take the stack down with an EPIPE.
+process.stderr.on("error", () => {});
+process.stdout.on("error", () => {});
+
 function say(text: string): void {
   process.stderr.write(`\u001b[36m[start]\u001b[0m ${text}\n`);
 }
@@ -150,25 +154,33 @@ async function main(): Promise<void> {
     `build ${started.buildId} of ${vars.EXAMPLE_SLUG} started; its log follows`,
   );
 
-  const viewer = spawn(`${ROOT}bin/logs`, [vars.EXAMPLE_SLUG], {
-    stdio: "inherit",
-    env: { ...process.env, RELAY_URL: relayUrl },
-  });
+  // Named by id: the slug's latest build in history may still be the one
+  // before this, until the builder publishes its first line.
+  const viewer = spawn(
+    `${ROOT}bin/logs`,
+    ["--build", started.buildId, vars.EXAMPLE_SLUG],
+    { stdio: "inherit", env: { ...process.env, RELAY_URL: relayUrl } },
+  );
   const code = await new Promise<number | null>((resolve) =>
     viewer.on("exit", resolve),
   );
   say(`the build ended with exit code ${code}`);
 
-  say("the stack keeps running; Ctrl-C stops it. To start another build:");
+  say(
+    "the stack keeps running; Ctrl-C stops it (after up to 30 s while a build runs). To start another build:",
+  );
   process.stderr.write(
     `  curl -X POST ${launcherUrl}/projects/${vars.EXAMPLE_SLUG}/builds \\\n` +
       `    -H 'content-type: application/json' \\\n` +
       `    -d '${JSON.stringify(request)}'\n`,
   );
-  say("to watch a build as it runs:");
-  process.stderr.write(
-    `  RELAY_URL=${relayUrl} bin/logs ${vars.EXAMPLE_SLUG}\n`,
+  say(
+    "to watch that build as it runs, with the buildId the launcher answered:",
   );
+  process.stderr.write(
+    `  RELAY_URL=${relayUrl} bin/logs --build <buildId> ${vars.EXAMPLE_SLUG}\n`,
+  );
+  say("without --build, bin/logs follows the slug's latest build in history");
 }
 
 await main();

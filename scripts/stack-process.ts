@@ -22,6 +22,13 @@ export class StackProcess {
       stdio: ["ignore", "pipe", "inherit"],
     });
 
+    // The stack's services never outlive the script that started them.
+    const kill = (): void => {
+      this.child.kill("SIGTERM");
+    };
+    process.once("exit", kill);
+    this.child.once("exit", () => process.off("exit", kill));
+
     this.readyPort = new Promise((resolve, reject) => {
       this.child.once("exit", (code) => {
         reject(

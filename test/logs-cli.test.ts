@@ -74,3 +74,29 @@ it("starts after --since and refuses a bad slug with usage", async () => {
   expect(await bad.exited).toBe(2);
   expect(bad.output().stderr).toContain("Usage: logs");
 });
+
+it("ends quietly when its reader closes the pipe, as `| head -1` does", async () => {
+  const relay = await startRelay(store.url);
+  const build = syntheticBuild(store.url, "cli-pipe", "pipe-build");
+  build.lines(2000);
+  await build.flush();
+
+  const child = spawn(`${ROOT}bin/logs`, ["cli-pipe"], {
+    env: { PATH: process.env.PATH ?? "", RELAY_URL: relay.url },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  onTestFinished(() => {
+    child.kill("SIGKILL");
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", resolve),
+  );
+
+  await new Promise((resolve) => child.stdout.once("data", resolve));
+  child.stdout.destroy();
+
+  expect(await exited).toBe(0);
+  expect(stderr).toBe("");
+});
