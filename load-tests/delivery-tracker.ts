@@ -98,13 +98,19 @@ export class DeliveryTracker {
 
   /**
    * The counts, with every seq of `lastSeqs` (build id to its final seq)
-   * not reached counted as undelivered. Call it once, at the end.
+   * not reached counted as undelivered, or as lost when the viewer knows
+   * they can never come (a string-form viewer that reconnected: that form
+   * has no resume). Call it once, at the end.
    */
-  settle(lastSeqs: Readonly<Record<string, number>> = {}): DeliveryCounts {
+  settle(
+    lastSeqs: Readonly<Record<string, number>> = {},
+    shortfallIsLost = false,
+  ): DeliveryCounts {
     for (const [buildId, last] of Object.entries(lastSeqs)) {
       const build = this.progress(buildId);
       if (last > build.lastSeq) {
-        this.counts.undelivered += last - build.lastSeq;
+        if (shortfallIsLost) this.counts.lost += last - build.lastSeq;
+        else this.counts.undelivered += last - build.lastSeq;
         build.lastSeq = last;
       }
     }

@@ -89,6 +89,14 @@ export class LightViewer {
     return this.readyAtMs !== undefined;
   }
 
+  /**
+   * True when lines missing at the end can never come: a string-form
+   * viewer that reconnected missed whatever was sent while it was away.
+   */
+  get missedForGood(): boolean {
+    return this.options.form === "string" && this.reconnects > 0;
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);

@@ -145,7 +145,7 @@ function report(expected: ExpectedEnds): ReportAnswer {
 
   for (const viewer of viewers) {
     const end = expected[viewer.options.channel];
-    const counts = settle(viewer.tracker, end);
+    const counts = settle(viewer.tracker, end, viewer.missedForGood);
     for (const key of Object.keys(total) as Array<keyof DeliveryCounts>) {
       total[key] += counts[key];
     }
@@ -167,8 +167,10 @@ function report(expected: ExpectedEnds): ReportAnswer {
 function settle(
   tracker: DeliveryTracker,
   end: ExpectedEnds[string] | undefined,
+  shortfallIsLost: boolean,
 ): DeliveryCounts {
-  return tracker.settle(end ? { [end.buildId]: end.lastSeq } : {});
+  const ends = end ? { [end.buildId]: end.lastSeq } : {};
+  return tracker.settle(ends, shortfallIsLost);
 }
 
 process.on("message", (request: FleetRequest) => {
