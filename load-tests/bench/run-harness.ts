@@ -119,12 +119,21 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** FNV-1a: a stable spread of viewers over nodes, like a load balancer's. */
+/**
+ * FNV-1a with murmur3's final mix: a stable spread of viewers over nodes,
+ * like a load balancer's. Without the mix, names that differ in their
+ * last character alternate in the low bits and always split over 2 nodes.
+ */
 function hashOf(text: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
 }
