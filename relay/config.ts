@@ -25,7 +25,13 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { intVar, portVar, readEnv, type Env } from "../shared/env-config.ts";
+import {
+  ConfigError,
+  intVar,
+  portVar,
+  readEnv,
+  type Env,
+} from "../shared/env-config.ts";
 import { LOG_LEVELS } from "../shared/logger.ts";
 import {
   readValkeyConfig,
@@ -87,6 +93,21 @@ export function defaultNodeId(): string {
 
 export function readRelayConfig(env: Env = process.env): RelayOptions {
   const vars = readEnv(schema, env);
+
+  // A lease must be renewed at least twice in its lifetime, and a node's
+  // presence must outlive two refreshes, or ownership flaps.
+  const problems: string[] = [];
+  if (vars.LEASE_RENEW_INTERVAL_MS * 2 > vars.LEASE_TTL_MS) {
+    problems.push(
+      `LEASE_RENEW_INTERVAL_MS=${vars.LEASE_RENEW_INTERVAL_MS}: must be at most half of LEASE_TTL_MS=${vars.LEASE_TTL_MS}`,
+    );
+  }
+  if (vars.LEASE_RENEW_INTERVAL_MS * 2 > vars.PRESENCE_TTL_MS) {
+    problems.push(
+      `LEASE_RENEW_INTERVAL_MS=${vars.LEASE_RENEW_INTERVAL_MS}: must be at most half of PRESENCE_TTL_MS=${vars.PRESENCE_TTL_MS}`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
     port: vars.PORT,

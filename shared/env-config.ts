@@ -34,6 +34,9 @@ export function readEnv<S extends z.ZodObject>(
     const problems = result.error.issues.map((issue) => {
       const name = issue.path.join(".");
       const value = present[name];
+      if (value === undefined && issue.code === "invalid_type") {
+        return `${name}=unset: required`;
+      }
       const shown = value === undefined ? "unset" : JSON.stringify(value);
       return `${name}=${shown}: ${issue.message}`;
     });
@@ -43,13 +46,17 @@ export function readEnv<S extends z.ZodObject>(
   return Object.freeze(result.data);
 }
 
-/** A whole number from an environment string, within bounds. */
+/**
+ * A whole number from an environment string, within bounds. Only digits
+ * count: " ", "1e3" and "0x10" are refused rather than read as numbers.
+ */
 export function intVar(min: number, max: number) {
-  return z.coerce
-    .number()
-    .int(`must be a whole number from ${min} to ${max}`)
-    .min(min, `must be a whole number from ${min} to ${max}`)
-    .max(max, `must be a whole number from ${min} to ${max}`);
+  const rule = `must be a whole number from ${min} to ${max}`;
+  return z
+    .string()
+    .regex(/^\d{1,16}$/, rule)
+    .transform(Number)
+    .pipe(z.number().min(min, rule).max(max, rule));
 }
 
 /** A TCP port: 0 asks the system for a free one. */
