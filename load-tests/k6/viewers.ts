@@ -10,7 +10,7 @@
  *
  *     k6 run -e RELAY_URL=https://logs.staging.example.com \
  *            -e LAUNCHER_URL=https://launcher.staging.example.com \
- *            -e GIT_URL=https://github.com/codebay/log-relay.git \
+ *            -e GIT_URL=https://git.example.com/codebay/log-relay.git \
  *            -e VIEWERS=1000 -e RATE=2000 load-tests/k6/viewers.ts
  */
 import type { Options } from "k6/options";
