@@ -233,7 +233,7 @@ export class RelayNode {
           reject(
             new RelayError(
               RelayErrorCode.UNAVAILABLE,
-              "could not listen on the configured host and port",
+              `could not listen on ${this.options.host}:${this.options.port}; is the port taken?`,
             ),
           );
           return;

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     launcher.ready(),
   ]).catch(async (err: Error) => {
     say(err.message);
+    say("a taken port can be moved with RELAY_PORT and LAUNCHER_PORT");
     await stopAll();
     process.exit(1);
   });

@@ -36,7 +36,12 @@ export class StackProcess {
         );
       });
       createInterface({ input: this.child.stdout! }).on("line", (line) => {
-        let record: { msg?: string; level?: number; port?: number };
+        let record: {
+          msg?: string;
+          level?: number;
+          port?: number;
+          err?: { message?: string };
+        };
         try {
           record = JSON.parse(line) as typeof record;
         } catch {
@@ -46,7 +51,8 @@ export class StackProcess {
           resolve(record.port);
         }
         if ((record.level ?? 0) >= 40) {
-          process.stderr.write(`[${name}] ${record.msg ?? line}\n`);
+          const why = record.err?.message ? `: ${record.err.message}` : "";
+          process.stderr.write(`[${name}] ${record.msg ?? line}${why}\n`);
         }
       });
     });
