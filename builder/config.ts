@@ -162,6 +162,7 @@ Environment:
   ${VALKEY_URL_VARIABLES.join(", ")}
                         Valkey URL, first one set wins (default redis://127.0.0.1:6379)
   VALKEY_CA_FILE        PEM CA for rediss:// and valkeys:// URLs
+  VALKEY_CLUSTER        true when the URL names a Valkey Cluster node
   HISTORY_BUILDS        builds per project whose history is kept (default ${DEFAULTS.historyBuildsKept})
   HISTORY_MAX_ENTRIES   entries kept per build (default ${DEFAULTS.historyMaxEntries})
   HISTORY_MAX_BYTES     payload bytes kept per build (default ${DEFAULTS.historyMaxBytes})

@@ -227,6 +227,7 @@ const COMMON_ROWS: readonly UsageRow[] = [
   ["VALKEY_URL", "read when REDIS_URL is unset"],
   ["AIVEN_REDIS_URL", "read when both above are unset"],
   ["VALKEY_CA_FILE", "PEM CA for rediss:// and valkeys://"],
+  ["VALKEY_CLUSTER", "true when the URL names a Valkey Cluster node"],
 ];
 
 const ECS_ROWS: readonly UsageRow[] = [

@@ -141,6 +141,7 @@ Serves live build logs over Socket.IO. Configured by environment variables:
                            default redis://127.0.0.1:6379; rediss:// and
                            valkeys:// use TLS)
   VALKEY_CA_FILE           PEM CA file for TLS
+  VALKEY_CLUSTER           true when the URL names a Valkey Cluster node
   LOG_LEVEL                fatal|error|warn|info|debug|trace|silent (default info)
   LEASE_TTL_MS             channel lease lifetime (default 3000)
   LEASE_RENEW_INTERVAL_MS  lease renewal period (default 1000)
