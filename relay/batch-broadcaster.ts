@@ -26,6 +26,9 @@ import type { RelayMetrics } from "./relay-metrics.ts";
 /** The internal event an owner broadcasts its batches with. */
 const FEED_EVENT = "relay:batch";
 
+/** History must be ahead of the owner at the first of this many checks, two intervals back. */
+const TAIL_CHECKS = 3;
+
 /** The cluster adapter's message type for a room broadcast. */
 const BROADCAST = 3;
 
@@ -45,8 +48,8 @@ export class BatchBroadcaster {
   private readonly batcher: LineBatcher;
   /** Per owned slug: the last message this node broadcast. */
   private readonly forwarded = new Map<Slug, HistoryEnd>();
-  /** Per owned slug: the history end seen at the previous check. */
-  private readonly tails = new Map<Slug, HistoryEnd>();
+  /** Per owned slug: the history ends seen at the last checks, oldest first. */
+  private readonly tails = new Map<Slug, HistoryEnd[]>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -186,26 +189,33 @@ export class BatchBroadcaster {
 
   /**
    * Tells the nodes how far history reaches when it is ahead of what this
-   * owner forwarded for a whole check interval: lines published before the
-   * subscription was in place, or lost by a dropped subscription.
+   * owner forwarded for `TAIL_CHECKS` whole check intervals: lines
+   * published before the subscription was in place, or lost by a dropped
+   * subscription. One interval is not enough: a busy process can hold
+   * lines unread in its socket for longer, and a false alarm makes every
+   * node read history for nothing.
    */
   private async checkTails(): Promise<void> {
     for (const slug of this.owner.ownedSlugs()) {
       const end = await this.history.end(slug).catch(() => undefined);
       if (end === undefined) continue;
 
-      const seen = this.tails.get(slug);
-      this.tails.set(slug, end);
-      if (!seen || seen.buildId !== end.buildId) continue;
+      const seen = this.tails.get(slug) ?? [];
+      seen.push(end);
+      if (seen.length > TAIL_CHECKS) seen.shift();
+      this.tails.set(slug, seen);
+
+      const oldest = seen[0]!;
+      if (seen.length < TAIL_CHECKS || oldest.buildId !== end.buildId) continue;
 
       const forwarded = this.forwarded.get(slug);
       const behind =
         forwarded === undefined ||
-        forwarded.buildId !== seen.buildId ||
-        forwarded.seq < seen.seq;
+        forwarded.buildId !== oldest.buildId ||
+        forwarded.seq < oldest.seq;
       if (behind && this.owner.isOwner(slug)) {
-        this.logger.info({ slug, seq: seen.seq }, "forwarding history tail");
-        this.broadcast({ slug, entries: [], tail: seen });
+        this.logger.info({ slug, seq: oldest.seq }, "forwarding history tail");
+        this.broadcast({ slug, entries: [], tail: oldest });
       }
     }
   }

@@ -171,8 +171,19 @@ export class ChannelOwner extends EventEmitter<ChannelOwnerEvents> {
 
   private tick(): void {
     const now = Date.now();
+    const reachable = this.commands.status === "ready";
+
     for (const state of this.channels.values()) {
-      if (state.token !== undefined && now >= state.validUntilMs) {
+      // Past the deadline nothing is forwarded (onMessage checks it). With
+      // Valkey unreachable the lease is as good as gone. With Valkey there,
+      // the deadline usually passed because this process was too busy to
+      // renew in time: the renewal says whether the lease is still ours,
+      // and keeping the subscription meanwhile avoids a gap.
+      if (
+        state.token !== undefined &&
+        now >= state.validUntilMs &&
+        !reachable
+      ) {
         this.drop(state, "expired");
       }
       if (state.token !== undefined) this.renew(state);

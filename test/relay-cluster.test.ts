@@ -210,11 +210,19 @@ describe("relay cluster", () => {
     );
     expect(Object.keys(owners).sort()).toEqual(["node-0", "node-1", "node-2"]);
 
-    const reply = (await store.client.pubsub("NUMSUB", ...channels)) as Array<
-      string | number
-    >;
-    const counts = reply.filter((_, i) => i % 2 === 1).map(Number);
-    expect(counts.every((n) => n === 1)).toBe(true);
+    // A lease is taken a moment before its owner's SUBSCRIBE lands.
+    const subscribers = await waitFor(
+      async () => {
+        const reply = (await store.client.pubsub(
+          "NUMSUB",
+          ...channels,
+        )) as Array<string | number>;
+        return reply.filter((_, i) => i % 2 === 1).map(Number);
+      },
+      (counts) => counts.every((n) => n === 1),
+      { what: "one subscriber on every channel" },
+    );
+    expect(subscribers).toHaveLength(1000);
   });
 
   it("ends with one subscriber per channel after Valkey is down for 5 s", async () => {
