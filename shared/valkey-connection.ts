@@ -6,10 +6,17 @@
  * scheme is read here and TLS is set explicitly for both secure forms.
  *
  * Every connection carries a heartbeat: a PING every `heartbeatIntervalMs`,
- * and a socket timeout that destroys the socket when a command gets no reply
- * within `heartbeatTimeoutMs`. A half-open TCP connection (a network cut that
+ * and the socket is destroyed when a ping has had no reply for
+ * `heartbeatTimeoutMs`. A half-open TCP connection (a network cut that
  * sends no reset) is then seen within seconds rather than minutes, and
- * ioredis reconnects as after any other loss.
+ * ioredis reconnects as after any other loss. The verdict waits for one
+ * turn of I/O first: after this process was too busy to read for a while,
+ * the reply is usually sitting unread in the socket, and a connection that
+ * is fine must not be torn down for the process's own slowness.
+ *
+ * On Valkey Cluster the per-node connections are ioredis's own; there the
+ * heartbeat is ioredis's socket timeout, which only judges a connection
+ * with a command in flight, and has no such allowance.
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -92,7 +99,7 @@ export function parseValkeyUrl(url: string): ValkeyEndpoint {
   };
 }
 
-/** ioredis options for a URL, with TLS and the heartbeat's socket timeout. */
+/** ioredis options for a URL, with TLS and reconnection. */
 export function valkeyClientOptions(options: ValkeyOptions): RedisOptions {
   const endpoint = parseValkeyUrl(options.url);
 
@@ -103,7 +110,6 @@ export function valkeyClientOptions(options: ValkeyOptions): RedisOptions {
     password: endpoint.password,
     db: endpoint.db,
     connectionName: options.connectionName,
-    socketTimeout: options.heartbeatTimeoutMs ?? 5000,
     keepAlive: 1000,
     // Reconnect forever with a capped, jittered backoff: a relay outlives
     // any Valkey outage.
@@ -142,14 +148,23 @@ export function createValkeyClient(
   overrides: RedisOptions = {},
 ): ValkeyClient {
   const redisOptions = { ...valkeyClientOptions(options), ...overrides };
-  const client = options.cluster
-    ? new Cluster([{ host: redisOptions.host, port: redisOptions.port }], {
-        ...clusterOptions(redisOptions),
-        shardedSubscribers: options.shardedSubscribers ?? false,
-      })
-    : new Redis(redisOptions);
+  const timeoutMs = options.heartbeatTimeoutMs ?? 5000;
 
-  startHeartbeat(client, options.heartbeatIntervalMs ?? 2000);
+  if (options.cluster) {
+    const nodeOptions = { ...redisOptions, socketTimeout: timeoutMs };
+    const cluster = new Cluster(
+      [{ host: redisOptions.host, port: redisOptions.port }],
+      {
+        ...clusterOptions(nodeOptions),
+        shardedSubscribers: options.shardedSubscribers ?? false,
+      },
+    );
+    startHeartbeat(cluster, options.heartbeatIntervalMs ?? 2000, undefined);
+    return cluster;
+  }
+
+  const client = new Redis(redisOptions);
+  startHeartbeat(client, options.heartbeatIntervalMs ?? 2000, timeoutMs);
   return client;
 }
 
@@ -178,17 +193,46 @@ function clusterOptions(redisOptions: RedisOptions): ClusterOptions {
 }
 
 /**
- * Pings the client while it is ready. The reply itself does not matter: the
- * socket timeout set on the client destroys the socket when none comes.
+ * Pings the client while it is ready. With `timeoutMs`, a ping unanswered
+ * for that long destroys the socket, once pending I/O has been read; without
+ * it the reply does not matter (ioredis's own socket timeout judges).
  */
-export function startHeartbeat(client: ValkeyClient, intervalMs: number): void {
+export function startHeartbeat(
+  client: ValkeyClient,
+  intervalMs: number,
+  timeoutMs: number | undefined,
+): void {
+  // When the unanswered ping was sent, if one is.
+  let pendingSince: number | undefined;
+
   const timer = setInterval(() => {
-    if (client.status !== "ready") return;
-    client.ping().catch(() => {
-      // A failed ping means the connection is already being replaced.
-    });
+    if (client.status !== "ready") {
+      pendingSince = undefined;
+      return;
+    }
+    if (pendingSince !== undefined) {
+      if (timeoutMs !== undefined && Date.now() - pendingSince >= timeoutMs) {
+        setImmediate(() => judge(pendingSince));
+      }
+      return;
+    }
+
+    const sentAt = Date.now();
+    pendingSince = sentAt;
+    const answered = (): void => {
+      if (pendingSince === sentAt) pendingSince = undefined;
+    };
+    // A failed ping means the connection is already being replaced.
+    client.ping().then(answered, answered);
   }, intervalMs);
   timer.unref();
+
+  const judge = (sentAt: number | undefined): void => {
+    if (sentAt === undefined || pendingSince !== sentAt) return;
+    if (client.status !== "ready" || !(client instanceof Redis)) return;
+    pendingSince = undefined;
+    client.stream.destroy(new Error("no reply to the heartbeat"));
+  };
 
   client.once("end", () => clearInterval(timer));
 }
