@@ -14,7 +14,7 @@
  * | `BATCH_MAX_LINES` | 500 | a batch goes out early at this many lines |
  * | `SHUTDOWN_GRACE_MS` | 10000 | bound on a SIGTERM drain |
  * | `MAX_CHANNELS_PER_SOCKET` | 16 | channels one connection may follow |
- * | `SLOW_VIEWER_BUFFER_BYTES` | 1048576 | a WebSocket viewer with more unsent bytes is disconnected |
+ * | `SLOW_VIEWER_BUFFER_BYTES` | 4194304 | a WebSocket viewer with more unsent bytes is disconnected |
  * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is disconnected |
  * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
  * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
@@ -76,7 +76,7 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: intVar(0, 120_000).default(10_000),
   MAX_CHANNELS_PER_SOCKET: intVar(1, 1000).default(16),
   SLOW_VIEWER_BUFFER_BYTES: intVar(16 * 1024, 256 * 1024 * 1024).default(
-    1024 * 1024,
+    4 * 1024 * 1024,
   ),
   SLOW_VIEWER_MAX_PACKETS: intVar(10, 10_000_000).default(10_000),
   SLOW_VIEWER_CHECK_INTERVAL_MS: intVar(10, 60_000).default(250),
@@ -151,7 +151,7 @@ Serves live build logs over Socket.IO. Configured by environment variables:
   SHUTDOWN_GRACE_MS        bound on a SIGTERM drain (default 10000)
   MAX_CHANNELS_PER_SOCKET  channels one connection may follow (default 16)
   SLOW_VIEWER_BUFFER_BYTES unsent bytes before a viewer is disconnected
-                           (default 1048576)
+                           (default 4194304)
   SLOW_VIEWER_MAX_PACKETS  waiting packets before a polling viewer is
                            disconnected (default 10000)
   SLOW_VIEWER_CHECK_INTERVAL_MS  how often buffers are checked (default 250)
