@@ -10,15 +10,7 @@
  * client that keeps no cookie.
  */
 import { Agent, request } from "node:http";
-import { Redis } from "ioredis";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { startHaproxy, type HaproxyHandle } from "./support/haproxy-process.ts";
 import { ownerOf, preferredOwner } from "./support/cluster-probe.ts";
@@ -26,22 +18,11 @@ import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import { lookUpBinary } from "./support/system-binary.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
 const haproxy = lookUpBinary("haproxy", "haproxy");
 
-let valkey: LocalValkey;
-let publisher: Redis;
-
-beforeAll(async () => {
-  if (haproxy.skip) return;
-  valkey = await LocalValkey.start();
-  publisher = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  publisher?.disconnect();
-  await valkey?.stop();
-});
+const store = useValkey();
 
 type ViewerKind = "polling first" | "websocket only" | "polling with cookies";
 
@@ -98,7 +79,7 @@ function connectViewer(
 async function startCluster(count: number, valkeyUrls?: string[]) {
   const relays = await Promise.all(
     Array.from({ length: count }, (_, i) =>
-      startRelay(valkeyUrls?.[i] ?? valkey.url, {
+      startRelay(valkeyUrls?.[i] ?? store.url, {
         RELAY_NODE_ID: `relay-${i + 1}`,
       }),
     ),
@@ -153,15 +134,15 @@ async function waitForFanOut(channel: string, relays: RelayHandle[]) {
 
   await waitFor(
     async () => {
-      const numsub = (await publisher.pubsub("NUMSUB", channel)) as [
+      const numsub = (await store.client.pubsub("NUMSUB", channel)) as [
         string,
         number,
       ];
-      const shard = (await publisher.pubsub(
+      const shard = (await store.client.pubsub(
         "SHARDNUMSUB",
         `socket.io#/#${channel}#`,
       )) as [string, number];
-      const owner = await ownerOf(publisher, slug);
+      const owner = await ownerOf(store.client, slug);
       return [Number(numsub[1]), Number(shard[1]), owner] as const;
     },
     ([owners, listeners, owner]) =>
@@ -176,7 +157,7 @@ async function publishLines(channel: string, count: number, from = 1) {
   const payloads = Array.from({ length: count }, (_, i) =>
     JSON.stringify({ log: `line ${from + i}`, seq: from + i }),
   );
-  const pipeline = publisher.pipeline();
+  const pipeline = store.client.pipeline();
   for (const payload of payloads) pipeline.publish(channel, payload);
   await pipeline.exec();
   return payloads;
@@ -338,8 +319,8 @@ describe.skipIf(haproxy.skip)("relays behind haproxy", () => {
     const isolated = await LocalValkey.start();
     onTestFinished(() => isolated.stop());
     const { relays, lb } = await startCluster(3, [
-      valkey.url,
-      valkey.url,
+      store.url,
+      store.url,
       isolated.url,
     ]);
     const sick = relays[2]!;

@@ -10,16 +10,7 @@
  * test's own probe reach Valkey directly, so lines keep being published
  * and counted during the cut.
  */
-import { Redis } from "ioredis";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
-import { LocalValkey } from "../shared/local-valkey.ts";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { LogsEvent } from "../shared/viewer-protocol.ts";
 import { BlackholeProxy } from "./support/blackhole-proxy.ts";
 import { numsub, ownerOf } from "./support/cluster-probe.ts";
@@ -29,23 +20,13 @@ import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
 import { connectStringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
 /** What the issue allows between the cut and /readyz answering 503. */
 const DETECTION_DEADLINE_MS = 10_000;
 const CONNECTIONS = ["commands", "subscriber", "adapter"] as const;
 
-let valkey: LocalValkey;
-let probe: Redis;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-  probe = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  probe.disconnect();
-  await valkey.stop();
-});
+const store = useValkey();
 
 interface Readiness {
   status: number;
@@ -62,7 +43,7 @@ async function startBehindProxy(): Promise<{
   proxy: BlackholeProxy;
   relay: RelayHandle;
 }> {
-  const proxy = await BlackholeProxy.start({ port: valkey.port });
+  const proxy = await BlackholeProxy.start({ port: store.valkey.port });
   onTestFinished(() => proxy.close());
   const relay = await startRelay(proxy.url);
   return { proxy, relay };
@@ -130,12 +111,12 @@ describe("half-open Valkey connections", () => {
       { what: "the viewer subscribed" },
     );
     await waitFor(
-      () => numsub(probe, `logs:${slug}`),
+      () => numsub(store.client, `logs:${slug}`),
       (n) => n === 1,
       { what: "the channel's subscription" },
     );
 
-    const build = syntheticBuild(valkey.url, slug, buildId);
+    const build = syntheticBuild(store.url, slug, buildId);
     build.lines(100);
     await build.flush();
     await waitFor(
@@ -188,7 +169,7 @@ describe("half-open Valkey connections", () => {
     viewer.socket.emit("subscribe", channel);
     await viewer.waitForMessages(1);
     await waitFor(
-      () => numsub(probe, channel),
+      () => numsub(store.client, channel),
       (n) => n === 1,
       { what: "the channel's subscription" },
     );
@@ -203,17 +184,17 @@ describe("half-open Valkey connections", () => {
         r.msg === "channel ownership acquired" && (r.time as number) >= cutAt,
       30_000,
     );
-    expect(await ownerOf(probe, slug)).toBe(relay.nodeId);
+    expect(await ownerOf(store.client, slug)).toBe(relay.nodeId);
 
     // The old subscriber connection is dead on the relay's side only: to
     // Valkey it is still open and subscribed, as after a real cut, until
     // something closes it.
     const subscriberConnections = async () =>
-      ((await probe.client("LIST")) as string)
+      ((await store.client.client("LIST")) as string)
         .split("\n")
         .filter((line) => line.includes(` name=${relay.nodeId}:subscriber `));
     await waitFor(
-      () => numsub(probe, channel),
+      () => numsub(store.client, channel),
       (n) => n === 1,
       { timeoutMs: 15_000, what: `one subscriber of ${channel}` },
     ).catch(async (err: Error) => {
@@ -225,7 +206,7 @@ describe("half-open Valkey connections", () => {
 
     // And the one subscription is the live one: a line reaches the viewer.
     const line = JSON.stringify({ log: "after the cut" });
-    expect(await probe.publish(channel, line)).toBe(1);
+    expect(await store.client.publish(channel, line)).toBe(1);
     await viewer.waitForMessages(2);
     expect(viewer.messages).toEqual([`Joined ${channel}`, line]);
   });

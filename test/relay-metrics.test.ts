@@ -5,18 +5,9 @@
  * line once, refusals are counted by reason, and the page is valid text
  * exposition whose labels are all bounded sets.
  */
-import { Redis } from "ioredis";
 import { io } from "socket.io-client";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { RelayErrorCode } from "../relay/errors.ts";
-import { LocalValkey } from "../shared/local-valkey.ts";
 import type { SubscribeAck } from "../shared/viewer-protocol.ts";
 import { numsub, ownerOf, preferredOwner } from "./support/cluster-probe.ts";
 import {
@@ -38,24 +29,14 @@ import { syntheticBuild } from "./support/synthetic-build.ts";
 import { lookUpBinary } from "./support/system-binary.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
 const promtool = lookUpBinary("promtool", "prometheus");
 
 /** Lines per build; the status makes N + 1 messages. */
 const N = 500;
 
-let valkey: LocalValkey;
-let probe: Redis;
-
-beforeAll(async () => {
-  valkey = await LocalValkey.start();
-  probe = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  probe.disconnect();
-  await valkey.stop();
-});
+const store = useValkey();
 
 type Scrape = Map<string, MetricFamily>;
 
@@ -171,7 +152,7 @@ function transportOf(socket: {
 
 describe("relay metrics", () => {
   it("counts N lines to M structured and K string viewers exactly", async () => {
-    const relay = await startRelay(valkey.url);
+    const relay = await startRelay(store.url);
     const slug = uniqueId("metrics");
     const buildId = uniqueId("build");
     const forbidden = [slug, buildId];
@@ -188,7 +169,7 @@ describe("relay metrics", () => {
     ];
     const K = strings.length;
     await waitFor(
-      () => numsub(probe, `logs:${slug}`),
+      () => numsub(store.client, `logs:${slug}`),
       (n) => n === 1,
       { what: "the channel's subscription" },
     );
@@ -206,7 +187,7 @@ describe("relay metrics", () => {
     const before = await scrapeMetrics(relay.url);
     expectWellFormed(before, forbidden);
 
-    const build = syntheticBuild(valkey.url, slug, buildId);
+    const build = syntheticBuild(store.url, slug, buildId);
     build.lines(N);
     await build.finish();
     await Promise.all(structured.map((v) => v.finished));
@@ -276,7 +257,7 @@ describe("relay metrics", () => {
   });
 
   it("counts refused subscribes by reason code", async () => {
-    const relay = await startRelay(valkey.url, {
+    const relay = await startRelay(store.url, {
       MAX_CHANNELS_PER_SOCKET: "2",
     });
     const before = await scrapeMetrics(relay.url);
@@ -355,7 +336,7 @@ describe("relay metrics", () => {
     const suffix = Math.random().toString(36).slice(2, 8);
     const relays = await Promise.all(
       [0, 1, 2].map((i) =>
-        startRelay(valkey.url, { RELAY_NODE_ID: `metrics-${suffix}-${i}` }),
+        startRelay(store.url, { RELAY_NODE_ID: `metrics-${suffix}-${i}` }),
       ),
     );
     const slug = uniqueId("cluster-metrics");
@@ -378,17 +359,17 @@ describe("relay metrics", () => {
       relays.map((r) => r.nodeId),
     );
     await waitFor(
-      () => ownerOf(probe, slug),
+      () => ownerOf(store.client, slug),
       (o) => o === owner,
       { what: "ownership settled on the preferred node" },
     );
     await waitFor(
       async () => {
-        const shard = (await probe.pubsub(
+        const shard = (await store.client.pubsub(
           "SHARDNUMSUB",
           `socket.io#/#${channel}#`,
         )) as [string, number];
-        return [await numsub(probe, channel), Number(shard[1])];
+        return [await numsub(store.client, channel), Number(shard[1])];
       },
       ([owners, listeners]) => owners === 1 && listeners === 3,
       { what: "one owner and three listening nodes" },
@@ -398,14 +379,14 @@ describe("relay metrics", () => {
       Promise.all(relays.map((r) => scrapeMetrics(r.url)));
     const before = await scrapeAll();
 
-    const build = syntheticBuild(valkey.url, slug, buildId);
+    const build = syntheticBuild(store.url, slug, buildId);
     build.lines(N);
     await build.finish();
     await Promise.all(structured.flat().map((v) => v.finished));
     await Promise.all(strings.map((v) => v.waitForMessages(1 + N + 1)));
 
     const after = await scrapeAll();
-    expect(await ownerOf(probe, slug)).toBe(owner);
+    expect(await ownerOf(store.client, slug)).toBe(owner);
     for (const viewer of structured.flat()) {
       expect(viewer.seen).toEqual(seqRange(buildId, N + 1));
     }
@@ -449,12 +430,12 @@ describe("relay metrics", () => {
   it.skipIf(promtool.skip)(
     "serves a page that Prometheus's own parser and linter accept",
     async () => {
-      const relay = await startRelay(valkey.url);
+      const relay = await startRelay(store.url);
       const slug = uniqueId("promtool");
       const viewer = await joinedViewer(relay.url, slug);
       viewer.socket.emit("subscribe", "not-a-channel");
       await viewer.waitForError();
-      const build = syntheticBuild(valkey.url, slug, uniqueId("build"));
+      const build = syntheticBuild(store.url, slug, uniqueId("build"));
       build.lines(10);
       await build.finish();
       await viewer.waitForMessages(1 + 11);

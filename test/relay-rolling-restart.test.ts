@@ -18,16 +18,8 @@
  * socket.io-client with its defaults (polling first, then WebSocket).
  */
 import { Agent } from "node:http";
-import { Redis } from "ioredis";
-import {
-  afterAll,
-  beforeAll,
-  describe,
-  expect,
-  it,
-  onTestFinished,
-} from "vitest";
-import { freePort, LocalValkey } from "../shared/local-valkey.ts";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { freePort } from "../shared/local-valkey.ts";
 import type { LogsEvent } from "../shared/viewer-protocol.ts";
 import { numsub, ownerOf } from "./support/cluster-probe.ts";
 import {
@@ -41,6 +33,7 @@ import { syntheticBuild } from "./support/synthetic-build.ts";
 import { lookUpBinary } from "./support/system-binary.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
+import { useValkey } from "./support/valkey-fixture.ts";
 
 const haproxy = lookUpBinary("haproxy", "haproxy");
 
@@ -50,19 +43,7 @@ const LINES_PER_TICK = 50;
 const TICK_MS = 100;
 const MIN_LINES = 10_000;
 
-let valkey: LocalValkey;
-let probe: Redis;
-
-beforeAll(async () => {
-  if (haproxy.skip) return;
-  valkey = await LocalValkey.start();
-  probe = new Redis(valkey.url);
-});
-
-afterAll(async () => {
-  probe?.disconnect();
-  await valkey?.stop();
-});
+const store = useValkey();
 
 /** One haproxy server slot and the relay behind it, if any. */
 interface Slot {
@@ -205,7 +186,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
 
     const first = await Promise.all(
       [1, 2, 3].map((i) =>
-        startRelay(valkey.url, { ...env, RELAY_NODE_ID: `rolling-${i}` }),
+        startRelay(store.url, { ...env, RELAY_NODE_ID: `rolling-${i}` }),
       ),
     );
     // Three slots for the first relays, four for replacements: one for
@@ -241,7 +222,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     expect(spread.reduce((a, b) => a + b, 0)).toBe(9);
     expect(spread.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
     await waitFor(
-      () => numsub(probe, channel),
+      () => numsub(store.client, channel),
       (n) => n === 1,
       { what: "the channel's subscription" },
     );
@@ -251,7 +232,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        samples.push(await numsub(probe, channel));
+        samples.push(await numsub(store.client, channel));
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
@@ -259,7 +240,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     // The steady stream: LINES_PER_TICK every TICK_MS (the pace is the
     // load being tested, not a wait), until the restarts are over and at
     // least MIN_LINES are out.
-    const build = syntheticBuild(valkey.url, slug, buildId);
+    const build = syntheticBuild(store.url, slug, buildId);
     let published = 0;
     let restartsDone = false;
     const stream = (async () => {
@@ -284,7 +265,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     const restart = async (slot: Slot): Promise<void> => {
       const victim = slot.relay!;
       const owner = await waitFor(
-        () => ownerOf(probe, slug),
+        () => ownerOf(store.client, slug),
         (o) => o !== null,
         { what: "an owner before the restart" },
       );
@@ -292,7 +273,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
 
       const stoppedAt = Date.now();
       const exited = victim.process.stop("SIGTERM");
-      const replacement = startRelay(valkey.url, {
+      const replacement = startRelay(store.url, {
         ...env,
         PORT: String(next.port),
         RELAY_NODE_ID: `rolling-${next.name}`,
@@ -321,7 +302,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     };
     const currentOwner = async () =>
       waitFor(
-        () => ownerOf(probe, slug),
+        () => ownerOf(store.client, slug),
         (o) => o !== null,
       );
     let owner = await currentOwner();
