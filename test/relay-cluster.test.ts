@@ -4,7 +4,12 @@
  */
 import { Redis } from "ioredis";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { numsub, ownerOf, preferredOwner } from "./support/cluster-probe.ts";
+import {
+  numsub,
+  ownerOf,
+  preferredOwner,
+  sampleSubscribers,
+} from "./support/cluster-probe.ts";
 import { startRelay, type RelayHandle } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
 import { connectStringViewer, type StringViewer } from "./support/viewer.ts";
@@ -72,14 +77,8 @@ describe("relay cluster", () => {
     );
 
     // Sample the subscriber count all through the run.
-    const samples: number[] = [];
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        samples.push(await numsub(store.client, channel));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    const sampler = sampleSubscribers(store.client, channel);
+    const samples = sampler.samples;
 
     const build = syntheticBuild(store.url, "fanout", "b-fanout");
     for (let chunk = 0; chunk < 10; chunk++) {
@@ -91,8 +90,7 @@ describe("relay cluster", () => {
     await build.finish();
 
     await Promise.all(viewers.map((v) => v.waitForMessages(10_002, 60_000)));
-    sampling = false;
-    await sampler;
+    await sampler.stop();
 
     const expected = Array.from({ length: 10_001 }, (_, i) => i + 1);
     for (const viewer of viewers) {

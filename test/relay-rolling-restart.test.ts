@@ -21,7 +21,7 @@ import { Agent } from "node:http";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { freePort } from "../shared/local-valkey.ts";
 import type { LogsEvent } from "../shared/viewer-protocol.ts";
-import { numsub, ownerOf } from "./support/cluster-probe.ts";
+import { numsub, ownerOf, sampleSubscribers } from "./support/cluster-probe.ts";
 import {
   recordFollower,
   seqRange,
@@ -228,14 +228,8 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
     );
 
     // PUBSUB NUMSUB every 20 ms for the whole run.
-    const samples: number[] = [];
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        samples.push(await numsub(store.client, channel));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    const sampler = sampleSubscribers(store.client, channel);
+    const samples = sampler.samples;
 
     // The steady stream: LINES_PER_TICK every TICK_MS (the pace is the
     // load being tested, not a wait), until the restarts are over and at
@@ -324,8 +318,7 @@ describe.skipIf(haproxy.skip)("rolling restart behind haproxy", () => {
       (got) => got.every(Boolean),
       { timeoutMs: 30_000, what: "the status on every string viewer" },
     );
-    sampling = false;
-    await sampler;
+    await sampler.stop();
 
     // Every relay drained and exited cleanly, owner or not.
     expect(restarts.length).toBeGreaterThanOrEqual(3);

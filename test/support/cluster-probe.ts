@@ -31,3 +31,38 @@ export function preferredOwner(
     createHash("sha1").update(`${slug}/${node}`).digest("hex");
   return [...nodeIds].sort((a, b) => (rank(a) < rank(b) ? 1 : -1))[0]!;
 }
+
+export interface SubscriberSampler {
+  /** Counts read so far. */
+  readonly samples: number[];
+  /** Stops sampling and resolves with every count read. */
+  stop(): Promise<number[]>;
+}
+
+/**
+ * Reads `PUBSUB NUMSUB channel` every `everyMs` until stopped, so a test can
+ * check the subscriber count all through a run.
+ */
+export function sampleSubscribers(
+  client: Redis,
+  channel: string,
+  everyMs = 20,
+): SubscriberSampler {
+  const samples: number[] = [];
+  let sampling = true;
+  const loop = (async () => {
+    while (sampling) {
+      samples.push(await numsub(client, channel));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+
+  return {
+    samples,
+    async stop() {
+      sampling = false;
+      await loop;
+      return samples;
+    },
+  };
+}
