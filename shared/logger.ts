@@ -26,14 +26,20 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const pretty = process.stdout.isTTY === true;
 
-  const logger = pino({
+  const settings = {
     name: options.service,
     level: options.level,
     base: { pid: process.pid },
-    transport: pretty
-      ? { target: "pino-pretty", options: { destination: 1 } }
-      : undefined,
-  });
+  };
+  // Synchronous writes: nothing is left in a buffer to flush at exit. A
+  // buffered logger whose reader went away (a closed pipe) retries that
+  // flush forever, and the process never exits.
+  const logger = pretty
+    ? pino({
+        ...settings,
+        transport: { target: "pino-pretty", options: { destination: 1 } },
+      })
+    : pino(settings, pino.destination({ dest: 1, sync: true }));
 
   return options.bindings ? logger.child(options.bindings) : logger;
 }
