@@ -45,11 +45,6 @@ try {
   process.exit(1);
 }
 
-logger.info(
-  { port: launcher.port, host: options.host, runner: options.runner },
-  "ready",
-);
-
 function shutDown(signal: NodeJS.Signals): void {
   logger.info({ signal }, "signal received");
 
@@ -73,3 +68,9 @@ function shutDown(signal: NodeJS.Signals): void {
 
 process.once("SIGTERM", shutDown);
 process.once("SIGINT", shutDown);
+
+// Only now: whoever waits for `ready` may signal at once.
+logger.info(
+  { port: launcher.port, host: options.host, runner: options.runner },
+  "ready",
+);

@@ -43,8 +43,6 @@ try {
   process.exit(1);
 }
 
-logger.info({ port: node.port, host: options.host }, "ready");
-
 const stop = (signal: NodeJS.Signals): void => {
   logger.info({ signal }, "shutdown requested");
   const forced = setTimeout(() => {
@@ -63,3 +61,6 @@ const stop = (signal: NodeJS.Signals): void => {
 };
 process.once("SIGTERM", stop);
 process.once("SIGINT", stop);
+
+// Only now: whoever waits for `ready` may signal at once.
+logger.info({ port: node.port, host: options.host }, "ready");
