@@ -11,6 +11,15 @@
  * live room at the exact seq where the two meet: no gap and no duplicate at
  * the seam.
  *
+ * A live viewer whose connection falls behind (see viewer-backlog.ts) is
+ * held back: it leaves the live room at the feed's current position and
+ * is sent what it missed from the feed's recent items (recent-lines.ts) at
+ * the pace its connection drains, then joins the live room again where it
+ * meets the feed. Held-back viewers at the same position share one
+ * encoding of each page. A viewer that falls further behind than the
+ * node's catch-up budget keeps is disconnected: a structured client
+ * resumes from history, a string-form one cannot.
+ *
  * Rooms of a slug on a node:
  * - `logs:<slug>`: every viewer; the cluster room the owner broadcasts to.
  * - `logs:<slug>:message`: string-form viewers, one `message` per payload.
@@ -39,11 +48,21 @@ import {
   type BatchEntry,
   type RelayBatch,
 } from "./line-batcher.ts";
+import {
+  RecentLines,
+  type CatchUpBudget,
+  type RecentItem,
+} from "./recent-lines.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
+import type { ViewerBacklog } from "./viewer-backlog.ts";
 
 /** How many history entries one read (and one replayed event) carries. */
 const HISTORY_PAGE_LINES = 1000;
 const RETRY_DELAY_MS = 500;
+/** Catch-up: how often held-back viewers are looked at, and a page's size. */
+const CATCH_UP_TICK_MS = 20;
+const CATCH_UP_PAGE_ITEMS = 1000;
+const CATCH_UP_PAGE_BYTES = 512 * 1024;
 
 export function linesRoom(slug: Slug): string {
   return `${channelName(slug)}:message`;
@@ -61,6 +80,20 @@ export interface FollowRequest {
 export interface FollowStart {
   buildId: BuildId | null;
   lastSeq: Seq;
+}
+
+export interface FeedPacing {
+  backlog: ViewerBacklog;
+  budget: CatchUpBudget;
+}
+
+type Form = "string" | "structured";
+
+interface HeldBackViewer {
+  socket: Socket;
+  form: Form;
+  /** Position of the next recent item the viewer is owed. */
+  cursor: number;
 }
 
 interface ParkedViewer {
@@ -85,16 +118,23 @@ export class ChannelFeed {
   private closed = false;
   private readonly parked = new Map<Socket, ParkedViewer>();
   private readonly following = new Set<Socket>();
+  /** Items delivered so far: the position of the next one. */
+  private position = 0;
+  private readonly recent: RecentLines;
+  private readonly heldBack = new Set<HeldBackViewer>();
+  private catchUpTimer: NodeJS.Timeout | undefined;
   readonly ready: Promise<void>;
 
   constructor(
     readonly slug: Slug,
     private readonly io: Server,
     private readonly history: HistoryReader,
+    private readonly pacing: FeedPacing,
     private readonly metrics: RelayMetrics,
     private readonly logger: Logger,
   ) {
     this.channel = channelName(slug);
+    this.recent = new RecentLines(pacing.budget);
     this.ready = this.start();
   }
 
@@ -102,6 +142,14 @@ export class ChannelFeed {
     this.closed = true;
     this.parked.clear();
     this.following.clear();
+    this.heldBack.clear();
+    this.recent.release();
+    clearTimeout(this.catchUpTimer);
+  }
+
+  /** Viewers of this feed being caught up from memory. */
+  get catchingUp(): number {
+    return this.heldBack.size;
   }
 
   /** A batch from the owner (this node's or another's). */
@@ -186,6 +234,30 @@ export class ChannelFeed {
   forget(socket: Socket): void {
     this.parked.delete(socket);
     this.following.delete(socket);
+    for (const viewer of this.heldBack) {
+      if (viewer.socket === socket) this.heldBack.delete(viewer);
+    }
+    if (this.heldBack.size === 0) this.recent.release();
+  }
+
+  /**
+   * Takes a live viewer whose connection is behind out of the live room;
+   * it is caught up from memory as its connection drains. Returns whether
+   * the viewer was live here.
+   */
+  holdBack(socket: Socket): boolean {
+    if (this.closed) return false;
+    let held = false;
+    for (const form of ["string", "structured"] as const) {
+      const room = roomOf(this.slug, form);
+      if (!socket.rooms.has(room)) continue;
+      void socket.leave(room);
+      if (this.heldBack.size === 0) this.recent.reset(this.position);
+      this.heldBack.add({ socket, form, cursor: this.position });
+      held = true;
+    }
+    if (held) this.scheduleCatchUp();
+    return held;
   }
 
   private async start(): Promise<void> {
@@ -335,17 +407,33 @@ export class ChannelFeed {
     );
 
     this.lastSeq = entries.at(-1)!.seq!;
+    if (this.heldBack.size > 0) {
+      for (const entry of entries) {
+        this.recent.append({
+          payload: entry.payload,
+          message: parseMessage(entry.payload),
+        });
+      }
+    }
+    this.position += entries.length;
     this.releaseParked(messages);
   }
 
   /** A payload without seq (not from our builder): passed on as it is. */
   private deliverForeign(entry: BatchEntry): void {
     this.metrics.malformedPayloads.inc();
+    this.remember({ payload: entry.payload, message: undefined });
     const room = linesRoom(this.slug);
     const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
     if (viewers === 0) return;
     this.io.local.to(room).emit(MESSAGE_EVENT, entry.payload);
     this.metrics.linesDelivered.inc(viewers);
+  }
+
+  /** Counts one delivered item, kept while viewers are held back. */
+  private remember(item: RecentItem): void {
+    if (this.heldBack.size > 0) this.recent.append(item);
+    this.position += 1;
   }
 
   private deliverGap(notice: GapNotice): void {
@@ -358,6 +446,98 @@ export class ChannelFeed {
       .emit(MESSAGE_EVENT, JSON.stringify(notice));
     this.emitBatch(this.io.local.to(batchesRoom(this.slug)), [notice]);
     this.lastSeq = notice.toSeq;
+    this.remember({ payload: JSON.stringify(notice), message: notice });
+  }
+
+  private scheduleCatchUp(): void {
+    if (this.catchUpTimer !== undefined || this.closed) return;
+    this.catchUpTimer = setTimeout(() => {
+      this.catchUpTimer = undefined;
+      this.catchUp();
+    }, CATCH_UP_TICK_MS);
+  }
+
+  /**
+   * Sends every held-back viewer with room its next page, grouped by
+   * position so that each page is encoded once; a viewer with nothing left
+   * to catch up joins the live room again.
+   */
+  private catchUp(): void {
+    if (this.closed) return;
+
+    const groups = new Map<string, HeldBackViewer[]>();
+    for (const viewer of this.heldBack) {
+      if (!viewer.socket.connected) {
+        this.heldBack.delete(viewer);
+      } else if (viewer.cursor < this.recent.start) {
+        this.heldBack.delete(viewer);
+        this.dropBehind(viewer);
+      } else if (this.pacing.backlog.hasRoom(viewer.socket)) {
+        const key = `${viewer.form}:${viewer.cursor}`;
+        const group = groups.get(key);
+        if (group) group.push(viewer);
+        else groups.set(key, [viewer]);
+      }
+    }
+    for (const group of groups.values()) this.sendPage(group);
+
+    let oldest = this.recent.end;
+    for (const viewer of this.heldBack) {
+      oldest = Math.min(oldest, viewer.cursor);
+    }
+    if (this.heldBack.size === 0) {
+      this.recent.release();
+    } else {
+      this.recent.trimTo(oldest);
+      this.scheduleCatchUp();
+    }
+  }
+
+  private sendPage(group: HeldBackViewer[]): void {
+    const { form, cursor } = group[0]!;
+    const items = this.recent.slice(
+      cursor,
+      CATCH_UP_PAGE_ITEMS,
+      CATCH_UP_PAGE_BYTES,
+    );
+
+    if (items.length === 0) {
+      // Caught up: nothing is delivered between this check and the join.
+      for (const viewer of group) {
+        this.heldBack.delete(viewer);
+        void viewer.socket.join(roomOf(this.slug, form));
+      }
+      return;
+    }
+
+    const target =
+      group.length === 1
+        ? group[0]!.socket
+        : this.io.local.to(group.map((viewer) => viewer.socket.id));
+    let lines = items.length;
+    if (form === "string") {
+      for (const item of items) target.emit(MESSAGE_EVENT, item.payload);
+      this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT }, items.length);
+    } else {
+      const messages = items.flatMap((item) =>
+        item.message === undefined ? [] : [item.message],
+      );
+      lines = messages.length;
+      if (messages.length > 0) this.emitBatch(target, messages);
+    }
+    this.metrics.linesDelivered.inc(lines * group.length);
+    this.metrics.caughtUpLines.inc(lines * group.length);
+    for (const viewer of group) viewer.cursor += items.length;
+  }
+
+  /** Past what memory keeps: disconnect, so that the client can resume. */
+  private dropBehind(viewer: HeldBackViewer): void {
+    this.metrics.slowViewerDisconnects.inc({ reason: "behind" });
+    this.logger.warn(
+      { socketId: viewer.socket.id, slug: this.slug, form: viewer.form },
+      "viewer fell behind the catch-up buffer; disconnected",
+    );
+    viewer.socket.conn.close();
   }
 
   private releaseParked(messages: ViewerMessage[]): void {
@@ -387,6 +567,11 @@ export class ChannelFeed {
   ): Promise<Seq> {
     let sent = since;
     for (;;) {
+      // History goes out no faster than the viewer's connection drains.
+      await this.pacing.backlog.untilRoom(
+        socket,
+        () => !this.closed && this.following.has(socket),
+      );
       const entries = await this.history.range(
         this.slug,
         buildId,
@@ -430,6 +615,18 @@ export class ChannelFeed {
       target.emit(STATUS_EVENT, status);
       this.metrics.framesEmitted.inc({ event: STATUS_EVENT });
     }
+  }
+}
+
+export function roomOf(slug: Slug, form: Form): string {
+  return form === "string" ? linesRoom(slug) : batchesRoom(slug);
+}
+
+function parseMessage(payload: string): ViewerMessage | undefined {
+  try {
+    return JSON.parse(payload) as ViewerMessage;
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,8 +14,9 @@
  * | `BATCH_MAX_LINES` | 500 | a batch goes out early at this many lines |
  * | `SHUTDOWN_GRACE_MS` | 10000 | bound on a SIGTERM drain |
  * | `MAX_CHANNELS_PER_SOCKET` | 16 | channels one connection may follow |
- * | `SLOW_VIEWER_BUFFER_BYTES` | 4194304 | a WebSocket viewer with more unsent bytes is disconnected |
- * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is disconnected |
+ * | `SLOW_VIEWER_BUFFER_BYTES` | 4194304 | a WebSocket viewer with more unsent bytes is held back and caught up |
+ * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is held back and caught up |
+ * | `CATCH_UP_BUFFER_BYTES` | 268435456 | recent lines the node keeps for held-back viewers, all channels together |
  * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
  * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
  * | `VALKEY_CONNECT_TIMEOUT_MS` | 10000 | how long start-up waits for Valkey before giving up |
@@ -54,6 +55,7 @@ export interface RelayOptions {
   slowViewerBufferBytes: number;
   slowViewerMaxPackets: number;
   slowViewerCheckIntervalMs: number;
+  catchUpBufferBytes: number;
   corsOrigin: string;
   valkeyConnectTimeoutMs: number;
 }
@@ -80,6 +82,9 @@ const schema = z.object({
   ),
   SLOW_VIEWER_MAX_PACKETS: intVar(10, 10_000_000).default(10_000),
   SLOW_VIEWER_CHECK_INTERVAL_MS: intVar(10, 60_000).default(250),
+  CATCH_UP_BUFFER_BYTES: intVar(64 * 1024, 16 * 1024 * 1024 * 1024).default(
+    256 * 1024 * 1024,
+  ),
   CORS_ORIGIN: z.string().default("*"),
   VALKEY_CONNECT_TIMEOUT_MS: intVar(100, 600_000).default(10_000),
 });
@@ -125,6 +130,7 @@ export function readRelayConfig(env: Env = process.env): RelayOptions {
     slowViewerBufferBytes: vars.SLOW_VIEWER_BUFFER_BYTES,
     slowViewerMaxPackets: vars.SLOW_VIEWER_MAX_PACKETS,
     slowViewerCheckIntervalMs: vars.SLOW_VIEWER_CHECK_INTERVAL_MS,
+    catchUpBufferBytes: vars.CATCH_UP_BUFFER_BYTES,
     corsOrigin: vars.CORS_ORIGIN,
     valkeyConnectTimeoutMs: vars.VALKEY_CONNECT_TIMEOUT_MS,
   });
@@ -150,10 +156,13 @@ Serves live build logs over Socket.IO. Configured by environment variables:
   BATCH_MAX_LINES          lines per batch at most (default 500)
   SHUTDOWN_GRACE_MS        bound on a SIGTERM drain (default 10000)
   MAX_CHANNELS_PER_SOCKET  channels one connection may follow (default 16)
-  SLOW_VIEWER_BUFFER_BYTES unsent bytes before a viewer is disconnected
-                           (default 4194304)
-  SLOW_VIEWER_MAX_PACKETS  waiting packets before a polling viewer is
-                           disconnected (default 10000)
+  SLOW_VIEWER_BUFFER_BYTES unsent bytes before a viewer is held back and
+                           caught up as it drains (default 4194304)
+  SLOW_VIEWER_MAX_PACKETS  waiting packets before a polling viewer is held
+                           back (default 10000)
+  CATCH_UP_BUFFER_BYTES    recent lines kept for held-back viewers, all
+                           channels together (default 268435456); a viewer
+                           further behind is disconnected
   SLOW_VIEWER_CHECK_INTERVAL_MS  how often buffers are checked (default 250)
   CORS_ORIGIN              origins allowed for long-polling (default *)
   VALKEY_CONNECT_TIMEOUT_MS  start-up wait for Valkey (default 10000)

@@ -17,6 +17,8 @@ export interface RelayGaugeSources {
   clientsByTransport(): Map<string, number>;
   roomsWithViewers(): number;
   channelsOwned(): number;
+  viewersCatchingUp(): number;
+  catchUpBufferBytes(): number;
 }
 
 export class RelayMetrics {
@@ -97,8 +99,21 @@ export class RelayMetrics {
 
   readonly slowViewerDisconnects = new Counter({
     name: "relay_slow_viewer_disconnects_total",
-    help: "Viewers disconnected because they could not keep up, by what overflowed",
+    help: "Viewers disconnected because they could not keep up: buffer (over the hard limit) or behind (past the catch-up buffer)",
     labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly viewersHeldBack = new Counter({
+    name: "relay_viewers_held_back_total",
+    help: "Times a live viewer fell behind and was moved to catch-up, by what overflowed",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly caughtUpLines = new Counter({
+    name: "relay_caught_up_lines_total",
+    help: "Line deliveries to held-back viewers from the catch-up buffer",
     registers: [this.registry],
   });
 
@@ -126,6 +141,24 @@ export class RelayMetrics {
       registers: [this.registry],
       collect() {
         this.set(sources.roomsWithViewers());
+      },
+    });
+
+    new Gauge({
+      name: "relay_viewers_catching_up",
+      help: "Held-back viewers being caught up from memory",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.viewersCatchingUp());
+      },
+    });
+
+    new Gauge({
+      name: "relay_catch_up_buffer_bytes",
+      help: "Bytes of recent lines kept for held-back viewers",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.catchUpBufferBytes());
       },
     });
 

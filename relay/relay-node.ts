@@ -16,17 +16,19 @@ import {
   type ValkeyClient,
 } from "../shared/valkey-connection.ts";
 import { BatchBroadcaster } from "./batch-broadcaster.ts";
-import { ChannelFeed } from "./channel-feed.ts";
+import { ChannelFeed, type FeedPacing } from "./channel-feed.ts";
 import { ChannelOwner } from "./channel-owner.ts";
 import type { RelayOptions } from "./config.ts";
 import { RelayError, RelayErrorCode } from "./errors.ts";
 import { HistoryReader } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
 import { guardPollingBodies } from "./polling-body-guard.ts";
+import { CatchUpBudget } from "./recent-lines.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
 import { reapStaleConnections } from "./stale-connection-reaper.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
+import { ViewerBacklog } from "./viewer-backlog.ts";
 import { ViewerGateway } from "./viewer-gateway.ts";
 
 export class RelayNode {
@@ -40,6 +42,7 @@ export class RelayNode {
   private readonly gateway: ViewerGateway;
   private readonly feeds = new Map<Slug, ChannelFeed>();
   private readonly slowViewers: SlowViewerGuard;
+  private readonly pacing: FeedPacing;
   private listenSocket: uWS.us_listen_socket | undefined;
   private draining = false;
   private closed = false;
@@ -49,6 +52,10 @@ export class RelayNode {
     private readonly options: RelayOptions,
     private readonly logger: Logger,
   ) {
+    this.pacing = {
+      backlog: new ViewerBacklog(options),
+      budget: new CatchUpBudget(options.catchUpBufferBytes),
+    };
     const valkey = {
       url: options.valkey.url,
       caFile: options.valkey.caFile,
@@ -76,6 +83,12 @@ export class RelayNode {
       clientsByTransport: () => this.clientsByTransport(),
       roomsWithViewers: () => this.roomsWithViewers().length,
       channelsOwned: () => this.owner.ownedSlugs().length,
+      viewersCatchingUp: () => {
+        let count = 0;
+        for (const feed of this.feeds.values()) count += feed.catchingUp;
+        return count;
+      },
+      catchUpBufferBytes: () => this.pacing.budget.used,
     });
     this.watchValkey();
     this.history = new HistoryReader(this.clients.commands);
@@ -94,6 +107,12 @@ export class RelayNode {
       this.metrics.ownershipEvents.inc({ event: "lost", reason });
     });
 
+    // uWebSockets.js drops publishes to a socket over this silently; slow
+    // viewers are held back long before it is reached.
+    const maxBackpressure = Math.max(
+      16 * 1024 * 1024,
+      4 * options.slowViewerBufferBytes,
+    );
     this.app = uWS.App();
     this.io = new Server({
       adapter: createShardedAdapter(
@@ -103,17 +122,17 @@ export class RelayNode {
       ),
       cors: { origin: options.corsOrigin },
       serveClient: false,
-      // uWebSockets.js drops publishes to a socket over this silently; the
-      // slow-viewer guard disconnects long before it is reached.
-      maxBackpressure: Math.max(
-        16 * 1024 * 1024,
-        4 * options.slowViewerBufferBytes,
-      ),
+      maxBackpressure,
       maxHttpBufferSize: MAX_MESSAGE_BYTES,
     } as Partial<ServerOptions>);
     this.slowViewers = new SlowViewerGuard(
       this.io,
-      options,
+      this.feeds,
+      this.pacing.backlog,
+      {
+        slowViewerCheckIntervalMs: options.slowViewerCheckIntervalMs,
+        hardLimitBytes: maxBackpressure / 2,
+      },
       this.metrics,
       logger,
     );
@@ -269,7 +288,14 @@ export class RelayNode {
       if (slug === undefined) return;
       this.feeds.set(
         slug,
-        new ChannelFeed(slug, this.io, this.history, this.metrics, this.logger),
+        new ChannelFeed(
+          slug,
+          this.io,
+          this.history,
+          this.pacing,
+          this.metrics,
+          this.logger,
+        ),
       );
       this.owner.viewerJoined(slug);
     });

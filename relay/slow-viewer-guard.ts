@@ -1,30 +1,34 @@
 /**
- * Disconnects viewers that cannot keep up, before anything is lost.
+ * Finds live viewers that cannot keep up and hands them to catch-up before
+ * anything is lost.
  *
  * uWebSockets.js skips a publish to a WebSocket whose send buffer is over
  * its `maxBackpressure`, silently. The relay sets that limit well above
- * `slowViewerBufferBytes` and checks every viewer's buffer on an interval:
- * one over the threshold has its transport closed, so its client
- * reconnects and (structured form) resumes from the last seq it saw. A
- * long-polling viewer that stops polling is judged by the packets waiting
- * for it.
+ * `slowViewerBufferBytes` and checks every viewer's backlog on an interval
+ * (viewer-backlog.ts). A viewer over it leaves the live rooms of its
+ * channels and each feed sends it what it missed as its connection drains
+ * (channel-feed.ts). A viewer whose buffer still passes `hardLimitBytes`
+ * (something kept writing to it) is disconnected: a structured client then
+ * resumes from the last seq it saw.
  *
  * The cost of the interval is one native call per viewer per check; with
  * 10,000 viewers and a 250 ms interval that is 40,000 calls a second.
  */
-import type { Server, Socket } from "socket.io";
+import type { Server } from "socket.io";
+import { parseChannelName, type Slug } from "../shared/channel-name.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { ChannelFeed } from "./channel-feed.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
+import { bufferedBytes, type ViewerBacklog } from "./viewer-backlog.ts";
 
 export interface SlowViewerGuardOptions {
-  slowViewerBufferBytes: number;
-  slowViewerMaxPackets: number;
   slowViewerCheckIntervalMs: number;
+  hardLimitBytes: number;
 }
 
-interface UwsTransport {
-  name: string;
-  socket?: { getBufferedAmount(): number };
+export interface GuardCheck {
+  heldBack: number;
+  disconnected: number;
 }
 
 export class SlowViewerGuard {
@@ -32,6 +36,8 @@ export class SlowViewerGuard {
 
   constructor(
     private readonly io: Server,
+    private readonly feeds: ReadonlyMap<Slug, ChannelFeed>,
+    private readonly backlog: ViewerBacklog,
     private readonly options: SlowViewerGuardOptions,
     private readonly metrics: RelayMetrics,
     private readonly logger: Logger,
@@ -49,35 +55,34 @@ export class SlowViewerGuard {
     clearInterval(this.timer);
   }
 
-  /** Closes the transport of every viewer over a limit; returns how many. */
-  check(): number {
-    let closed = 0;
+  check(): GuardCheck {
+    const result: GuardCheck = { heldBack: 0, disconnected: 0 };
     for (const socket of this.io.of("/").sockets.values()) {
-      const reason = this.overLimit(socket);
+      const reason = this.backlog.behind(socket);
       if (reason === undefined) continue;
 
-      closed += 1;
-      this.metrics.slowViewerDisconnects.inc({ reason });
-      this.logger.info(
-        { socketId: socket.id, reason },
-        "slow viewer disconnected",
-      );
-      socket.conn.close();
-    }
-    return closed;
-  }
+      if (bufferedBytes(socket) > this.options.hardLimitBytes) {
+        result.disconnected += 1;
+        this.metrics.slowViewerDisconnects.inc({ reason: "buffer" });
+        this.logger.warn(
+          { socketId: socket.id },
+          "viewer over the hard buffer limit; disconnected",
+        );
+        socket.conn.close();
+        continue;
+      }
 
-  private overLimit(socket: Socket): "buffer" | "packets" | undefined {
-    const conn = socket.conn as unknown as {
-      transport: UwsTransport;
-      writeBuffer: unknown[];
-    };
-
-    const buffered = conn.transport.socket?.getBufferedAmount?.() ?? 0;
-    if (buffered > this.options.slowViewerBufferBytes) return "buffer";
-    if (conn.writeBuffer.length > this.options.slowViewerMaxPackets) {
-      return "packets";
+      let held = false;
+      for (const room of socket.rooms) {
+        const slug = parseChannelName(room);
+        if (slug === undefined) continue;
+        if (this.feeds.get(slug)?.holdBack(socket)) held = true;
+      }
+      if (!held) continue;
+      result.heldBack += 1;
+      this.metrics.viewersHeldBack.inc({ reason });
+      this.logger.debug({ socketId: socket.id, reason }, "viewer held back");
     }
-    return undefined;
+    return result;
   }
 }

@@ -1,67 +1,237 @@
 /**
- * A viewer that stops reading is disconnected once its buffer passes the
- * limit, instead of having lines skipped silently, and resumes without loss
- * when it reads again.
+ * A viewer that stops reading is held back instead of having lines skipped
+ * or being disconnected: it leaves live delivery, and when it reads again
+ * it is caught up from the node's memory, in order, each line once, then
+ * goes live again. One that falls further behind than the node keeps is
+ * disconnected, and a structured viewer then resumes from history. History
+ * sent to a resuming viewer is paced by its connection too.
  */
 import type { Socket as NetSocket } from "node:net";
+import type { Socket as ClientSocket } from "socket.io-client";
 import { expect, it } from "vitest";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
+import { connectStringViewer } from "./support/viewer.ts";
 import { waitFor } from "./support/wait-for.ts";
 import { useValkey } from "./support/valkey-fixture.ts";
 
 const store = useValkey();
+const WIDE = "x".repeat(4096);
 
-function slowDisconnects(metrics: string): number {
-  const match =
-    /relay_slow_viewer_disconnects_total\{reason="buffer"\} (\d+)/.exec(
-      metrics,
-    );
-  return match ? Number(match[1]) : 0;
+function counter(metrics: string, name: string, labels = ""): number {
+  const line = metrics
+    .split("\n")
+    .find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(" ")[1]) : 0;
 }
 
-it("disconnects a viewer that stops reading, which then resumes without loss", async () => {
+async function scrape(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+/** The TCP socket under a socket.io-client WebSocket connection. */
+function tcpOf(socket: ClientSocket): NetSocket {
+  const transport = socket.io.engine.transport as unknown as {
+    ws: { _socket: NetSocket };
+  };
+  return transport.ws._socket;
+}
+
+function countDisconnects(socket: ClientSocket): { count: number } {
+  const seen = { count: 0 };
+  socket.on("disconnect", () => {
+    seen.count += 1;
+  });
+  return seen;
+}
+
+/** The seqs of the line payloads a string-form viewer received, in order. */
+function payloadSeqs(messages: string[]): number[] {
+  return messages
+    .filter((m) => m.startsWith("{"))
+    .map((m) => (JSON.parse(m) as { seq: number }).seq);
+}
+
+const oneTo = (last: number) => Array.from({ length: last }, (_, i) => i + 1);
+
+it("holds back viewers that stop reading and catches them up without a disconnect", async () => {
   const relay = await startRelay(store.url, {
     SLOW_VIEWER_BUFFER_BYTES: String(64 * 1024),
     SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
   });
   const slug = "slow-viewer";
+  const websocket = { transports: ["websocket"] };
   const steady = recordFollower({
     url: relay.url,
     slug,
-    socketOptions: { transports: ["websocket"] },
+    socketOptions: websocket,
   });
   const stalled = recordFollower({
     url: relay.url,
     slug,
-    socketOptions: { transports: ["websocket"] },
+    socketOptions: websocket,
   });
-  await Promise.all([steady.subscribed, stalled.subscribed]);
+  const stalledString = connectStringViewer(relay.url, websocket);
+  stalledString.socket.emit("subscribe", `logs:${slug}`);
+  await Promise.all([
+    steady.subscribed,
+    stalled.subscribed,
+    stalledString.waitForMessages(1),
+  ]);
+  const structuredDrops = countDisconnects(stalled.follower.socket);
+  const stringDrops = countDisconnects(stalledString.socket);
 
-  // Stop reading from the stalled viewer's TCP socket: the kernel buffers
-  // fill, then the relay's.
-  const transport = stalled.follower.socket.io.engine.transport as unknown as {
-    ws: { _socket: NetSocket };
-  };
-  const tcp = transport.ws._socket;
-  tcp.pause();
+  // Stop reading from two viewers' TCP sockets: the kernel buffers fill,
+  // then the relay's.
+  const paused = [tcpOf(stalled.follower.socket), tcpOf(stalledString.socket)];
+  for (const tcp of paused) tcp.pause();
 
   const build = syntheticBuild(store.url, slug, "slow-build");
-  const wide = "x".repeat(4096);
-  for (let i = 0; i < 3000; i++)
-    build.publisher.line("stdout", `${i} ${wide}`, Date.now());
+  for (let i = 0; i < 3000; i++) {
+    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
+  }
   await build.finish();
   await steady.finished;
 
-  await waitFor(
-    () => fetch(`${relay.url}/metrics`).then((r) => r.text()),
-    (text) => slowDisconnects(text) >= 1,
-    { what: "a slow-viewer disconnect" },
+  const held = await waitFor(
+    () => scrape(relay.url),
+    (text) =>
+      counter(text, "relay_viewers_held_back_total", '{reason="buffer"}') >= 2,
+    { what: "both stalled viewers held back" },
   );
+  expect(counter(held, "relay_viewers_catching_up")).toBe(2);
+  expect(counter(held, "relay_catch_up_buffer_bytes")).toBeGreaterThan(0);
 
-  tcp.resume();
+  for (const tcp of paused) tcp.resume();
   await stalled.finished;
+  await stalledString.waitForMessages(1 + 3001);
+
   expect(steady.seen).toEqual(seqRange("slow-build", 3001));
   expect(stalled.seen).toEqual(seqRange("slow-build", 3001));
+  expect(payloadSeqs(stalledString.messages)).toEqual(oneTo(3001));
+  expect(structuredDrops.count).toBe(0);
+  expect(stringDrops.count).toBe(0);
+
+  const after = await waitFor(
+    () => scrape(relay.url),
+    (text) => counter(text, "relay_viewers_catching_up") === 0,
+    { what: "catch-up finished" },
+  );
+  expect(counter(after, "relay_caught_up_lines_total")).toBeGreaterThan(0);
+  expect(counter(after, "relay_catch_up_buffer_bytes")).toBe(0);
+  expect(after).not.toMatch(/relay_slow_viewer_disconnects_total\{/);
+
+  // Back live: the next build reaches both without catch-up.
+  const caughtUp = counter(after, "relay_caught_up_lines_total");
+  const next = syntheticBuild(store.url, slug, "slow-build-2");
+  next.lines(100);
+  await next.finish();
+  await stalledString.waitForMessages(1 + 3001 + 101);
+  await waitFor(
+    () => stalled.seen.length,
+    (n) => n === 3001 + 101,
+    { what: "the second build on the held-back viewer" },
+  );
+  expect(stalled.seen.slice(3001)).toEqual(seqRange("slow-build-2", 101));
+  expect(payloadSeqs(stalledString.messages.slice(1 + 3001))).toEqual(
+    oneTo(101),
+  );
+  expect(counter(await scrape(relay.url), "relay_caught_up_lines_total")).toBe(
+    caughtUp,
+  );
+});
+
+it("disconnects a viewer that falls past the catch-up budget; a structured one resumes", async () => {
+  const relay = await startRelay(store.url, {
+    SLOW_VIEWER_BUFFER_BYTES: String(64 * 1024),
+    SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
+    CATCH_UP_BUFFER_BYTES: String(256 * 1024),
+  });
+  const slug = "far-behind";
+  const websocket = { transports: ["websocket"] };
+  const stalled = recordFollower({
+    url: relay.url,
+    slug,
+    socketOptions: websocket,
+  });
+  const stalledString = connectStringViewer(relay.url, {
+    ...websocket,
+    reconnection: false,
+  });
+  stalledString.socket.emit("subscribe", `logs:${slug}`);
+  await Promise.all([stalled.subscribed, stalledString.waitForMessages(1)]);
+  const stringDrops = countDisconnects(stalledString.socket);
+
+  const paused = [tcpOf(stalled.follower.socket), tcpOf(stalledString.socket)];
+  for (const tcp of paused) tcp.pause();
+
+  const build = syntheticBuild(store.url, slug, "far-build");
+  for (let i = 0; i < 3000; i++) {
+    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
+  }
+  await build.finish();
+
+  await waitFor(
+    () => scrape(relay.url),
+    (text) =>
+      counter(
+        text,
+        "relay_slow_viewer_disconnects_total",
+        '{reason="behind"}',
+      ) >= 2,
+    { what: "both viewers disconnected as behind" },
+  );
+  const metrics = await scrape(relay.url);
+  // Never more than the budget plus one item over it.
+  expect(counter(metrics, "relay_catch_up_buffer_bytes")).toBeLessThan(
+    256 * 1024 + 2 * (WIDE.length + 100),
+  );
+  for (const tcp of paused) tcp.resume();
+
+  await stalled.finished;
+  expect(stalled.seen).toEqual(seqRange("far-build", 3001));
+  await waitFor(
+    () => stringDrops.count,
+    (n) => n === 1,
+    { what: "the string-form viewer's disconnect" },
+  );
+});
+
+it("paces history sent to a resuming viewer by its connection", async () => {
+  const relay = await startRelay(store.url, {
+    SLOW_VIEWER_BUFFER_BYTES: String(64 * 1024),
+    SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
+  });
+  const slug = "paced-history";
+  // 10,000 lines of 4 KiB: more history than uWebSockets.js buffers for one
+  // connection (16 MiB) before it drops what is sent to it.
+  const build = syntheticBuild(store.url, slug, "paced-build");
+  for (let i = 0; i < 10000; i++) {
+    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
+  }
+  await build.finish();
+
+  const viewer = recordFollower({
+    url: relay.url,
+    slug,
+    socketOptions: { transports: ["websocket"] },
+  });
+  // Stop reading once history starts to arrive.
+  viewer.follower.socket.once("logs", () => {
+    setImmediate(() => tcpOf(viewer.follower.socket).pause());
+  });
+  const drops = countDisconnects(viewer.follower.socket);
+  let subscriptions = 0;
+  viewer.follower.on("subscribed", () => {
+    subscriptions += 1;
+  });
+
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  tcpOf(viewer.follower.socket).resume();
+  await viewer.finished;
+
+  expect(viewer.seen).toEqual(seqRange("paced-build", 10001));
+  expect(subscriptions).toBe(1);
+  expect(drops.count).toBe(0);
 });

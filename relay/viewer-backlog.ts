@@ -1,0 +1,72 @@
+/**
+ * How much a viewer's connection has waiting to be written, and whether it
+ * can take more.
+ *
+ * A WebSocket viewer is judged by the bytes uWebSockets.js holds for it, a
+ * long-polling viewer by the packets waiting for its next poll. Above the
+ * high mark a viewer is behind; below a quarter of it there is room again.
+ * The gap between the two keeps a viewer from flapping between live
+ * delivery and catch-up on every line.
+ */
+import type { Socket } from "socket.io";
+
+export interface ViewerBacklogOptions {
+  slowViewerBufferBytes: number;
+  slowViewerMaxPackets: number;
+}
+
+export type BacklogKind = "buffer" | "packets";
+
+interface EngineConnection {
+  transport: { socket?: { getBufferedAmount?(): number } };
+  writeBuffer: unknown[];
+}
+
+/** How often a paced sender looks at a viewer's backlog again. */
+const ROOM_POLL_MS = 20;
+
+export class ViewerBacklog {
+  private readonly lowBytes: number;
+  private readonly lowPackets: number;
+
+  constructor(private readonly options: ViewerBacklogOptions) {
+    this.lowBytes = Math.floor(options.slowViewerBufferBytes / 4);
+    this.lowPackets = Math.floor(options.slowViewerMaxPackets / 4);
+  }
+
+  /** Which limit the viewer is over, if any. */
+  behind(socket: Socket): BacklogKind | undefined {
+    const { bytes, packets } = measure(socket);
+    if (bytes > this.options.slowViewerBufferBytes) return "buffer";
+    if (packets > this.options.slowViewerMaxPackets) return "packets";
+    return undefined;
+  }
+
+  /** The viewer has drained to below the low marks. */
+  hasRoom(socket: Socket): boolean {
+    const { bytes, packets } = measure(socket);
+    return bytes <= this.lowBytes && packets <= this.lowPackets;
+  }
+
+  /**
+   * Resolves once the viewer has room, or when `wanted` turns false or the
+   * viewer disconnects (the caller checks which).
+   */
+  async untilRoom(socket: Socket, wanted: () => boolean): Promise<void> {
+    while (socket.connected && wanted() && !this.hasRoom(socket)) {
+      await new Promise((resolve) => setTimeout(resolve, ROOM_POLL_MS));
+    }
+  }
+}
+
+export function bufferedBytes(socket: Socket): number {
+  return measure(socket).bytes;
+}
+
+function measure(socket: Socket): { bytes: number; packets: number } {
+  const conn = socket.conn as unknown as EngineConnection;
+  return {
+    bytes: conn.transport.socket?.getBufferedAmount?.() ?? 0,
+    packets: conn.writeBuffer.length,
+  };
+}
