@@ -61,8 +61,12 @@ const HISTORY_PAGE_LINES = 1000;
 const RETRY_DELAY_MS = 500;
 /** Catch-up: how often held-back viewers are looked at, and a page's size. */
 const CATCH_UP_TICK_MS = 20;
-const CATCH_UP_PAGE_ITEMS = 1000;
+const CATCH_UP_PAGE_ITEMS = 500;
 const CATCH_UP_PAGE_BYTES = 512 * 1024;
+/** Encoded pages kept for viewers that reach them later. */
+const CATCH_UP_CACHED_PAGES = 32;
+/** Socket.IO's packet type of an event. */
+const SOCKET_IO_EVENT = 2;
 
 export function linesRoom(slug: Slug): string {
   return `${channelName(slug)}:message`;
@@ -96,6 +100,14 @@ interface HeldBackViewer {
   cursor: number;
 }
 
+interface EncodedPage {
+  event: string;
+  /** Lines the page carries for one viewer. */
+  lines: number;
+  /** Socket.IO packets, encoded once for every viewer that reaches the page. */
+  packets: string[];
+}
+
 interface ParkedViewer {
   buildId: BuildId;
   sent: Seq;
@@ -122,6 +134,7 @@ export class ChannelFeed {
   private position = 0;
   private readonly recent: RecentLines;
   private readonly heldBack = new Set<HeldBackViewer>();
+  private readonly pages = new Map<string, EncodedPage>();
   private catchUpTimer: NodeJS.Timeout | undefined;
   readonly ready: Promise<void>;
 
@@ -143,6 +156,7 @@ export class ChannelFeed {
     this.parked.clear();
     this.following.clear();
     this.heldBack.clear();
+    this.pages.clear();
     this.recent.release();
     clearTimeout(this.catchUpTimer);
   }
@@ -237,7 +251,10 @@ export class ChannelFeed {
     for (const viewer of this.heldBack) {
       if (viewer.socket === socket) this.heldBack.delete(viewer);
     }
-    if (this.heldBack.size === 0) this.recent.release();
+    if (this.heldBack.size === 0) {
+      this.recent.release();
+      this.pages.clear();
+    }
   }
 
   /**
@@ -458,28 +475,26 @@ export class ChannelFeed {
   }
 
   /**
-   * Sends every held-back viewer with room its next page, grouped by
-   * position so that each page is encoded once; a viewer with nothing left
-   * to catch up joins the live room again.
+   * Sends every held-back viewer with room its next page; a viewer with
+   * nothing left to catch up joins the live room again.
    */
   private catchUp(): void {
     if (this.closed) return;
 
-    const groups = new Map<string, HeldBackViewer[]>();
     for (const viewer of this.heldBack) {
       if (!viewer.socket.connected) {
         this.heldBack.delete(viewer);
       } else if (viewer.cursor < this.recent.start) {
         this.heldBack.delete(viewer);
         this.dropBehind(viewer);
+      } else if (viewer.cursor === this.recent.end) {
+        // Caught up: nothing is delivered between this check and the join.
+        this.heldBack.delete(viewer);
+        void viewer.socket.join(roomOf(this.slug, viewer.form));
       } else if (this.pacing.backlog.hasRoom(viewer.socket)) {
-        const key = `${viewer.form}:${viewer.cursor}`;
-        const group = groups.get(key);
-        if (group) group.push(viewer);
-        else groups.set(key, [viewer]);
+        this.sendPage(viewer);
       }
     }
-    for (const group of groups.values()) this.sendPage(group);
 
     let oldest = this.recent.end;
     for (const viewer of this.heldBack) {
@@ -487,47 +502,80 @@ export class ChannelFeed {
     }
     if (this.heldBack.size === 0) {
       this.recent.release();
+      this.pages.clear();
     } else {
       this.recent.trimTo(oldest);
       this.scheduleCatchUp();
     }
   }
 
-  private sendPage(group: HeldBackViewer[]): void {
-    const { form, cursor } = group[0]!;
+  /**
+   * Pages end at multiples of `CATCH_UP_PAGE_ITEMS` (or earlier, at
+   * `CATCH_UP_PAGE_BYTES`), so viewers catching up at different moments
+   * ask for the same pages, and each page is encoded once.
+   */
+  private sendPage(viewer: HeldBackViewer): void {
+    const { cursor, form } = viewer;
+    const boundary =
+      (Math.floor(cursor / CATCH_UP_PAGE_ITEMS) + 1) * CATCH_UP_PAGE_ITEMS;
     const items = this.recent.slice(
       cursor,
-      CATCH_UP_PAGE_ITEMS,
+      boundary - cursor,
       CATCH_UP_PAGE_BYTES,
     );
+    const end = cursor + items.length;
 
-    if (items.length === 0) {
-      // Caught up: nothing is delivered between this check and the join.
-      for (const viewer of group) {
-        this.heldBack.delete(viewer);
-        void viewer.socket.join(roomOf(this.slug, form));
+    const key = `${form}:${cursor}:${end}`;
+    let page = this.pages.get(key);
+    if (page === undefined) {
+      page = this.encodePage(form, items);
+      this.pages.set(key, page);
+      if (this.pages.size > CATCH_UP_CACHED_PAGES) {
+        this.pages.delete(this.pages.keys().next().value!);
       }
-      return;
     }
 
-    const target =
-      group.length === 1
-        ? group[0]!.socket
-        : this.io.local.to(group.map((viewer) => viewer.socket.id));
-    let lines = items.length;
+    writeEncoded(viewer.socket, page.packets);
+    this.metrics.framesEmitted.inc({ event: page.event }, page.packets.length);
+    this.metrics.linesDelivered.inc(page.lines);
+    this.metrics.caughtUpLines.inc(page.lines);
+    viewer.cursor = end;
+  }
+
+  private encodePage(form: Form, items: RecentItem[]): EncodedPage {
     if (form === "string") {
-      for (const item of items) target.emit(MESSAGE_EVENT, item.payload);
-      this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT }, items.length);
-    } else {
-      const messages = items.flatMap((item) =>
-        item.message === undefined ? [] : [item.message],
-      );
-      lines = messages.length;
-      if (messages.length > 0) this.emitBatch(target, messages);
+      return {
+        event: MESSAGE_EVENT,
+        lines: items.length,
+        packets: items.map((item) =>
+          this.encodeEvent(MESSAGE_EVENT, item.payload),
+        ),
+      };
     }
-    this.metrics.linesDelivered.inc(lines * group.length);
-    this.metrics.caughtUpLines.inc(lines * group.length);
-    for (const viewer of group) viewer.cursor += items.length;
+
+    const messages = items.flatMap((item) =>
+      item.message === undefined ? [] : [item.message],
+    );
+    if (messages.length === 0) {
+      return { event: LOGS_EVENT, lines: 0, packets: [] };
+    }
+    const logs: LogsEvent = { channel: this.channel, messages };
+    const packets = [this.encodeEvent(LOGS_EVENT, logs)];
+    for (const message of messages) {
+      if (message.type !== "status") continue;
+      const status: StatusEvent = { ...message, channel: this.channel };
+      packets.push(this.encodeEvent(STATUS_EVENT, status));
+    }
+    return { event: LOGS_EVENT, lines: messages.length, packets };
+  }
+
+  private encodeEvent(event: string, data: unknown): string {
+    const [packet] = this.io.encoder.encode({
+      type: SOCKET_IO_EVENT,
+      nsp: "/",
+      data: [event, data],
+    }) as string[];
+    return packet!;
   }
 
   /** Past what memory keeps: disconnect, so that the client can resume. */
@@ -567,20 +615,33 @@ export class ChannelFeed {
   ): Promise<Seq> {
     let sent = since;
     for (;;) {
+      if (!socket.connected || this.closed || !this.following.has(socket)) {
+        return sent;
+      }
       // History goes out no faster than the viewer's connection drains.
       await this.pacing.backlog.untilRoom(
         socket,
         () => !this.closed && this.following.has(socket),
       );
-      const entries = await this.history.range(
-        this.slug,
-        buildId,
-        sent + 1,
-        toSeq,
-        HISTORY_PAGE_LINES,
-      );
-      if (!socket.connected) return sent;
-
+      let entries;
+      try {
+        entries = await this.history.range(
+          this.slug,
+          buildId,
+          sent + 1,
+          toSeq,
+          HISTORY_PAGE_LINES,
+        );
+      } catch (err) {
+        // Valkey away for a moment: the viewer was already acknowledged, so
+        // it waits for history rather than being left without lines.
+        this.logger.warn({ err, slug: this.slug }, "history replay failed");
+        await delay(RETRY_DELAY_MS);
+        continue;
+      }
+      if (!socket.connected || this.closed || !this.following.has(socket)) {
+        return sent;
+      }
       const firstSeq = entries[0]?.seq;
       const end = toSeq ?? firstSeq ?? sent;
       const messages: ViewerMessage[] = [];
@@ -616,6 +677,14 @@ export class ChannelFeed {
       this.metrics.framesEmitted.inc({ event: STATUS_EVENT });
     }
   }
+}
+
+/** Writes packets encoded once through the socket's connection. */
+function writeEncoded(socket: Socket, packets: string[]): void {
+  const client = socket.client as unknown as {
+    writeToEngine(packets: string[], options: { preEncoded: boolean }): void;
+  };
+  client.writeToEngine(packets, { preEncoded: true });
 }
 
 export function roomOf(slug: Slug, form: Form): string {

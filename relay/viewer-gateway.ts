@@ -133,13 +133,21 @@ export class ViewerGateway {
     const { slug } = request;
     const channel = channelName(slug);
 
+    let acknowledged = false;
     this.feeds
       .get(slug)!
       .follow(socket, request, (start) => {
+        acknowledged = true;
         ack?.({ ok: true, channel, ...start });
       })
       .catch((err: unknown) => {
         this.logger.warn({ err, slug }, "catch-up from history failed");
+        if (acknowledged) {
+          // The viewer believes it is subscribed: close its connection, so
+          // that its client subscribes again from the last seq it has.
+          socket.conn.close();
+          return;
+        }
         this.metrics.subscribeRefusals.inc({
           reason: RelayErrorCode.UNAVAILABLE,
         });

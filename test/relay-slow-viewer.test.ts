@@ -8,7 +8,8 @@
  */
 import type { Socket as NetSocket } from "node:net";
 import type { Socket as ClientSocket } from "socket.io-client";
-import { expect, it } from "vitest";
+import { expect, it, onTestFinished } from "vitest";
+import { LocalValkey } from "../shared/local-valkey.ts";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
@@ -234,4 +235,47 @@ it("paces history sent to a resuming viewer by its connection", async () => {
   expect(viewer.seen).toEqual(seqRange("paced-build", 10001));
   expect(subscriptions).toBe(1);
   expect(drops.count).toBe(0);
+});
+
+it("keeps replaying history to an acknowledged viewer while Valkey restarts", async () => {
+  const valkey = await LocalValkey.start({ persistent: true });
+  onTestFinished(() => valkey.stop());
+  const relay = await startRelay(valkey.url, {
+    SLOW_VIEWER_BUFFER_BYTES: String(64 * 1024),
+    SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
+  });
+  const slug = "restarted-history";
+  const build = syntheticBuild(valkey.url, slug, "restart-build");
+  for (let i = 0; i < 3000; i++) {
+    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
+  }
+  await build.finish();
+  build.close();
+
+  const viewer = recordFollower({
+    url: relay.url,
+    slug,
+    socketOptions: { transports: ["websocket"] },
+  });
+  viewer.follower.socket.once("logs", () => {
+    setImmediate(() => tcpOf(viewer.follower.socket).pause());
+  });
+  let subscriptions = 0;
+  viewer.follower.on("subscribed", () => {
+    subscriptions += 1;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+
+  // Valkey goes away while the replay waits for the viewer to drain; the
+  // relay's next history read fails at once.
+  await valkey.pause();
+  tcpOf(viewer.follower.socket).resume();
+  await relay.process.waitForLog(
+    (record) => record.msg === "history replay failed",
+  );
+  await valkey.resume();
+
+  await viewer.finished;
+  expect(viewer.seen).toEqual(seqRange("restart-build", 3001));
+  expect(subscriptions).toBe(1);
 });
