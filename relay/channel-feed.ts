@@ -61,6 +61,7 @@ const HISTORY_PAGE_LINES = 1000;
 const RETRY_DELAY_MS = 500;
 /** Catch-up: how often held-back viewers are looked at, and a page's size. */
 const CATCH_UP_TICK_MS = 20;
+const CATCH_UP_SLICE_MS = 5;
 const CATCH_UP_PAGE_ITEMS = 500;
 const CATCH_UP_PAGE_BYTES = 512 * 1024;
 /** Encoded pages kept for viewers that reach them later. */
@@ -475,13 +476,16 @@ export class ChannelFeed {
   }
 
   /**
-   * Sends every held-back viewer with room its next page; a viewer with
+   * Sends held-back viewers with room their next page; a viewer with
    * nothing left to catch up joins the live room again.
    */
   private catchUp(): void {
     if (this.closed) return;
 
-    for (const viewer of this.heldBack) {
+    // A bounded slice of work per tick, so that live delivery, leases and
+    // heartbeats keep their turn; who was served goes to the back.
+    const deadline = performance.now() + CATCH_UP_SLICE_MS;
+    for (const viewer of [...this.heldBack]) {
       if (!viewer.socket.connected) {
         this.heldBack.delete(viewer);
       } else if (viewer.cursor < this.recent.start) {
@@ -493,6 +497,9 @@ export class ChannelFeed {
         void viewer.socket.join(roomOf(this.slug, viewer.form));
       } else if (this.pacing.backlog.hasRoom(viewer.socket)) {
         this.sendPage(viewer);
+        this.heldBack.delete(viewer);
+        this.heldBack.add(viewer);
+        if (performance.now() > deadline) break;
       }
     }
 
