@@ -63,7 +63,6 @@ const RETRY_DELAY_MS = 500;
 const CATCH_UP_TICK_MS = 20;
 const CATCH_UP_SLICE_MS = 5;
 const CATCH_UP_PAGE_ITEMS = 500;
-const CATCH_UP_PAGE_BYTES = 512 * 1024;
 /** Encoded pages kept for viewers that reach them later. */
 const CATCH_UP_CACHED_PAGES = 32;
 /** Socket.IO's packet type of an event. */
@@ -517,8 +516,8 @@ export class ChannelFeed {
   }
 
   /**
-   * Pages end at multiples of `CATCH_UP_PAGE_ITEMS` (or earlier, at
-   * `CATCH_UP_PAGE_BYTES`), so viewers catching up at different moments
+   * Pages end at multiples of `CATCH_UP_PAGE_ITEMS` (or earlier, at the
+   * backlog's page size), so viewers catching up at different moments
    * ask for the same pages, and each page is encoded once.
    */
   private sendPage(viewer: HeldBackViewer): void {
@@ -528,7 +527,7 @@ export class ChannelFeed {
     const items = this.recent.slice(
       cursor,
       boundary - cursor,
-      CATCH_UP_PAGE_BYTES,
+      this.pacing.backlog.pageBytes,
     );
     const end = cursor + items.length;
 

@@ -28,10 +28,13 @@ const ROOM_POLL_MS = 20;
 export class ViewerBacklog {
   private readonly lowBytes: number;
   private readonly lowPackets: number;
+  /** What one paced write may carry: what fits between the two marks. */
+  readonly pageBytes: number;
 
   constructor(private readonly options: ViewerBacklogOptions) {
     this.lowBytes = Math.floor(options.slowViewerBufferBytes / 4);
     this.lowPackets = Math.floor(options.slowViewerMaxPackets / 4);
+    this.pageBytes = Math.min(512 * 1024, this.lowBytes);
   }
 
   /** Which limit the viewer is over, if any. */
