@@ -25,6 +25,7 @@ import { mountHttpRoutes } from "./http-routes.ts";
 import { guardPollingBodies } from "./polling-body-guard.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
+import { slimConnection } from "./slim-connection.ts";
 import { reapStaleConnections } from "./stale-connection-reaper.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
 import { ViewerGateway } from "./viewer-gateway.ts";
@@ -149,7 +150,10 @@ export class RelayNode {
     );
 
     this.watchRooms();
-    this.io.on("connection", (socket) => this.gateway.accept(socket));
+    this.io.on("connection", (socket) => {
+      slimConnection(socket);
+      this.gateway.accept(socket);
+    });
   }
 
   /**
