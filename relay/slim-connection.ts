@@ -6,7 +6,29 @@
  * paid per viewer for as long as it stays (the benchmark's idle scenario
  * measures it).
  */
+import type { IncomingHttpHeaders } from "node:http";
+import type { ParsedUrlQuery } from "node:querystring";
 import type { Socket } from "socket.io";
+
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+const NO_QUERY: ParsedUrlQuery = Object.freeze({});
+
+/**
+ * Cuts a new connection down; call it first thing on `connection`.
+ *
+ * The relay reads nothing of the request that opened a connection once the
+ * connection is made, so this drops it: `socket.request` and
+ * `socket.conn.request` become undefined, and `socket.handshake` keeps its
+ * address and times but no headers and no query. Whatever needs a header
+ * reads it before this, in a middleware or at the start of the
+ * `connection` handler. Socket.IO builds the handshake of a later
+ * namespace connection on the same Engine.IO connection from the request,
+ * so that one has no headers, no query and no url.
+ */
+export function slimConnection(socket: Socket): void {
+  leaveOwnRoom(socket);
+  dropRequest(socket);
+}
 
 /**
  * Socket.IO joins every socket to a room named after its id, so that
@@ -19,6 +41,39 @@ import type { Socket } from "socket.io";
  * `socket.broadcast` no longer leave the sending socket out: the relay uses
  * neither.
  */
-export function slimConnection(socket: Socket): void {
+function leaveOwnRoom(socket: Socket): void {
   void socket.leave(socket.id);
+}
+
+/** The parts of Engine.IO's uWebSockets.js transport used here. */
+interface UwsTransport {
+  socket?: { getUserData(): { response?: unknown } };
+}
+
+/**
+ * Engine.IO keeps the opening request (with its headers, query and
+ * response) on the connection, and Socket.IO copies its headers and query
+ * into the handshake. On uWebSockets.js, with a middleware registered (the
+ * CORS one, here), each WebSocket also keeps its upgrade's response, to
+ * tell such middleware when the connection closes; the relay's CORS
+ * middleware does not listen. A connection that starts on polling gets
+ * its WebSocket at the upgrade, so its response is dropped then.
+ */
+function dropRequest(socket: Socket): void {
+  const conn = socket.conn as unknown as { request: unknown };
+  conn.request = undefined;
+  socket.handshake.headers = NO_HEADERS;
+  socket.handshake.query = NO_QUERY;
+
+  dropUpgradeResponse(socket.conn.transport as unknown as UwsTransport);
+  if (socket.conn.transport.name !== "websocket") {
+    socket.conn.once("upgrade", (transport: unknown) => {
+      dropUpgradeResponse(transport as UwsTransport);
+    });
+  }
+}
+
+function dropUpgradeResponse(transport: UwsTransport): void {
+  const userData = transport.socket?.getUserData();
+  if (userData) userData.response = undefined;
 }

@@ -101,4 +101,22 @@ for (const transports of [["websocket"], ["polling", "websocket"]] as Array<
     expect(adapter.rooms.size).toBe(0);
     expect(adapter.sids.size).toBe(0);
   });
+
+  it(`keeps neither the opening request nor the upgrade's response (${how})`, async () => {
+    const server = await startServer();
+    const connection = server.nextConnection();
+    connectViewer(server.url, transports);
+    const socket = await connection;
+    await onWebSocket(socket);
+
+    expect(socket.request).toBeUndefined();
+    expect(socket.handshake.headers).toEqual({});
+    expect(socket.handshake.query).toEqual({});
+    expect(socket.handshake.address).toBe("127.0.0.1");
+
+    const transport = socket.conn.transport as unknown as {
+      socket: { getUserData(): { response?: unknown } };
+    };
+    expect(transport.socket.getUserData().response).toBeUndefined();
+  });
 }
