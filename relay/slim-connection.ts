@@ -12,14 +12,16 @@ import type { Socket } from "socket.io";
 
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 const NO_QUERY: ParsedUrlQuery = Object.freeze({});
+const NO_AUTH: Record<string, unknown> = Object.freeze({});
 
 /**
  * Cuts a new connection down; call it first thing on `connection`.
  *
- * The relay reads nothing of the request that opened a connection once the
+ * The relay reads nothing a client sent to open its connection once the
  * connection is made, so this drops it: `socket.request` and
- * `socket.conn.request` become undefined, and `socket.handshake` keeps its
- * address and times but no headers and no query. Whatever needs a header
+ * `socket.conn.request` become undefined, and `socket.handshake` keeps the
+ * address, the times and the flags but no headers, query, url or `auth`
+ * payload (which may carry an access token). Whatever needs one of those
  * reads it before this, in a middleware or at the start of the
  * `connection` handler. Socket.IO builds the handshake of a later
  * namespace connection on the same Engine.IO connection from the request,
@@ -52,8 +54,9 @@ interface UwsTransport {
 
 /**
  * Engine.IO keeps the opening request (with its headers, query and
- * response) on the connection, and Socket.IO copies its headers and query
- * into the handshake. On uWebSockets.js, with a middleware registered (the
+ * response) on the connection, and Socket.IO copies its headers, query and
+ * url into the handshake, beside the `auth` payload of the client's
+ * CONNECT packet. On uWebSockets.js, with a middleware registered (the
  * CORS one, here), each WebSocket also keeps its upgrade's response, to
  * tell such middleware when the connection closes; the relay's CORS
  * middleware does not listen. A connection that starts on polling gets
@@ -64,6 +67,8 @@ function dropRequest(socket: Socket): void {
   conn.request = undefined;
   socket.handshake.headers = NO_HEADERS;
   socket.handshake.query = NO_QUERY;
+  socket.handshake.url = "";
+  socket.handshake.auth = NO_AUTH;
 
   dropUpgradeResponse(socket.conn.transport as unknown as UwsTransport);
   if (socket.conn.transport.name !== "websocket") {

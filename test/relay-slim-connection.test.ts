@@ -60,7 +60,12 @@ function connectViewer(
   url: string,
   transports: Array<"polling" | "websocket">,
 ): ClientSocket {
-  const socket = io(url, { forceNew: true, transports, reconnection: false });
+  const socket = io(url, {
+    forceNew: true,
+    transports,
+    reconnection: false,
+    auth: { token: "viewer-token" },
+  });
   onTestFinished(() => {
     socket.close();
   });
@@ -112,6 +117,8 @@ for (const transports of [["websocket"], ["polling", "websocket"]] as Array<
     expect(socket.request).toBeUndefined();
     expect(socket.handshake.headers).toEqual({});
     expect(socket.handshake.query).toEqual({});
+    expect(socket.handshake.url).toBe("");
+    expect(socket.handshake.auth).toEqual({});
     expect(socket.handshake.address).toBe("127.0.0.1");
 
     const transport = socket.conn.transport as unknown as {
