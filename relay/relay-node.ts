@@ -26,6 +26,7 @@ import { guardPollingBodies } from "./polling-body-guard.ts";
 import { CatchUpBudget } from "./recent-lines.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
+import { slimConnection } from "./slim-connection.ts";
 import { reapStaleConnections } from "./stale-connection-reaper.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
 import { ViewerBacklog } from "./viewer-backlog.ts";
@@ -168,7 +169,10 @@ export class RelayNode {
     );
 
     this.watchRooms();
-    this.io.on("connection", (socket) => this.gateway.accept(socket));
+    this.io.on("connection", (socket) => {
+      slimConnection(socket);
+      this.gateway.accept(socket);
+    });
   }
 
   /**
