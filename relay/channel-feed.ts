@@ -54,7 +54,7 @@ import {
   type RecentItem,
 } from "./recent-lines.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
-import type { ViewerBacklog } from "./viewer-backlog.ts";
+import { keptReading, type ViewerBacklog } from "./viewer-backlog.ts";
 
 /** How many history entries one read (and one replayed event) carries. */
 const HISTORY_PAGE_LINES = 1000;
@@ -495,6 +495,7 @@ export class ChannelFeed {
         this.heldBack.delete(viewer);
         void viewer.socket.join(roomOf(this.slug, viewer.form));
       } else if (this.pacing.backlog.hasRoom(viewer.socket)) {
+        keptReading(viewer.socket);
         this.sendPage(viewer);
         this.heldBack.delete(viewer);
         this.heldBack.add(viewer);

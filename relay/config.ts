@@ -16,6 +16,8 @@
  * | `MAX_CHANNELS_PER_SOCKET` | 16 | channels one connection may follow |
  * | `SLOW_VIEWER_BUFFER_BYTES` | 4194304 | a WebSocket viewer with more unsent bytes is held back and caught up |
  * | `SLOW_VIEWER_MAX_PACKETS` | 10000 | a polling viewer with more waiting packets is held back and caught up |
+ * | `PING_INTERVAL_MS` | 25000 | how often Engine.IO pings each viewer |
+ * | `PING_TIMEOUT_MS` | 20000 | how long a ping may go unanswered by a viewer that reads nothing |
  * | `CATCH_UP_BUFFER_BYTES` | 268435456 | recent lines the node keeps for held-back viewers, all channels together |
  * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
  * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
@@ -56,6 +58,8 @@ export interface RelayOptions {
   slowViewerMaxPackets: number;
   slowViewerCheckIntervalMs: number;
   catchUpBufferBytes: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
   corsOrigin: string;
   valkeyConnectTimeoutMs: number;
 }
@@ -82,6 +86,8 @@ const schema = z.object({
   ),
   SLOW_VIEWER_MAX_PACKETS: intVar(10, 10_000_000).default(10_000),
   SLOW_VIEWER_CHECK_INTERVAL_MS: intVar(10, 60_000).default(250),
+  PING_INTERVAL_MS: intVar(1000, 600_000).default(25_000),
+  PING_TIMEOUT_MS: intVar(1000, 600_000).default(20_000),
   CATCH_UP_BUFFER_BYTES: intVar(64 * 1024, 16 * 1024 * 1024 * 1024).default(
     256 * 1024 * 1024,
   ),
@@ -131,6 +137,8 @@ export function readRelayConfig(env: Env = process.env): RelayOptions {
     slowViewerMaxPackets: vars.SLOW_VIEWER_MAX_PACKETS,
     slowViewerCheckIntervalMs: vars.SLOW_VIEWER_CHECK_INTERVAL_MS,
     catchUpBufferBytes: vars.CATCH_UP_BUFFER_BYTES,
+    pingIntervalMs: vars.PING_INTERVAL_MS,
+    pingTimeoutMs: vars.PING_TIMEOUT_MS,
     corsOrigin: vars.CORS_ORIGIN,
     valkeyConnectTimeoutMs: vars.VALKEY_CONNECT_TIMEOUT_MS,
   });
@@ -160,6 +168,9 @@ Serves live build logs over Socket.IO. Configured by environment variables:
                            caught up as it drains (default 4194304)
   SLOW_VIEWER_MAX_PACKETS  waiting packets before a polling viewer is held
                            back (default 10000)
+  PING_INTERVAL_MS         how often each viewer is pinged (default 25000)
+  PING_TIMEOUT_MS          how long a ping may go unanswered while the
+                           viewer reads nothing (default 20000)
   CATCH_UP_BUFFER_BYTES    recent lines kept for held-back viewers, all
                            channels together (default 268435456); a viewer
                            further behind is disconnected

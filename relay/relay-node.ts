@@ -125,6 +125,8 @@ export class RelayNode {
       serveClient: false,
       maxBackpressure,
       maxHttpBufferSize: MAX_MESSAGE_BYTES,
+      pingInterval: options.pingIntervalMs,
+      pingTimeout: options.pingTimeoutMs,
     } as Partial<ServerOptions>);
     this.slowViewers = new SlowViewerGuard(
       this.io,

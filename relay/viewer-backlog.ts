@@ -20,6 +20,8 @@ export type BacklogKind = "buffer" | "packets";
 interface EngineConnection {
   transport: { socket?: { getBufferedAmount?(): number } };
   writeBuffer: unknown[];
+  /** Set while Engine.IO waits for the answer to its ping. */
+  pingTimeoutTimer: NodeJS.Timeout | null;
 }
 
 /** How often a paced sender looks at a viewer's backlog again. */
@@ -59,7 +61,18 @@ export class ViewerBacklog {
     while (socket.connected && wanted() && !this.hasRoom(socket)) {
       await new Promise((resolve) => setTimeout(resolve, ROOM_POLL_MS));
     }
+    if (socket.connected) keptReading(socket);
   }
+}
+
+/**
+ * A viewer that drained its backlog is alive, even when the answer to
+ * Engine.IO's last ping is still queued behind the data it is reading: the
+ * ping's deadline starts over. One that reads nothing still times out.
+ */
+export function keptReading(socket: Socket): void {
+  const conn = socket.conn as unknown as EngineConnection;
+  conn.pingTimeoutTimer?.refresh();
 }
 
 export function bufferedBytes(socket: Socket): number {
