@@ -54,7 +54,11 @@ import {
   type RecentItem,
 } from "./recent-lines.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
-import { keptReading, type ViewerBacklog } from "./viewer-backlog.ts";
+import {
+  bufferedBytes,
+  keptReading,
+  type ViewerBacklog,
+} from "./viewer-backlog.ts";
 
 /** How many history entries one read (and one replayed event) carries. */
 const HISTORY_PAGE_LINES = 1000;
@@ -98,6 +102,8 @@ interface HeldBackViewer {
   form: Form;
   /** Position of the next recent item the viewer is owed. */
   cursor: number;
+  /** Its unsent bytes when last looked at. */
+  buffered: number;
 }
 
 interface EncodedPage {
@@ -270,7 +276,12 @@ export class ChannelFeed {
       if (!socket.rooms.has(room)) continue;
       void socket.leave(room);
       if (this.heldBack.size === 0) this.recent.reset(this.position);
-      this.heldBack.add({ socket, form, cursor: this.position });
+      this.heldBack.add({
+        socket,
+        form,
+        cursor: this.position,
+        buffered: bufferedBytes(socket),
+      });
       held = true;
     }
     if (held) this.scheduleCatchUp();
@@ -494,9 +505,15 @@ export class ChannelFeed {
         // Caught up: nothing is delivered between this check and the join.
         this.heldBack.delete(viewer);
         void viewer.socket.join(roomOf(this.slug, viewer.form));
-      } else if (this.pacing.backlog.hasRoom(viewer.socket)) {
-        keptReading(viewer.socket);
+      } else {
+        // Less waiting than last time: the viewer reads, so it is alive.
+        const buffered = bufferedBytes(viewer.socket);
+        if (buffered < viewer.buffered) keptReading(viewer.socket);
+        viewer.buffered = buffered;
+        if (!this.pacing.backlog.hasRoom(viewer.socket)) continue;
+
         this.sendPage(viewer);
+        viewer.buffered = bufferedBytes(viewer.socket);
         this.heldBack.delete(viewer);
         this.heldBack.add(viewer);
         if (performance.now() > deadline) break;

@@ -104,6 +104,13 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly disconnects = new Counter({
+    name: "relay_disconnects_total",
+    help: "Viewer connections that ended, by Socket.IO's reason (ping timeout, transport close, ...)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   readonly viewersHeldBack = new Counter({
     name: "relay_viewers_held_back_total",
     help: "Times a live viewer fell behind and was moved to catch-up, by what overflowed",

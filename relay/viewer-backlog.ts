@@ -81,8 +81,11 @@ export function bufferedBytes(socket: Socket): number {
 
 function measure(socket: Socket): { bytes: number; packets: number } {
   const conn = socket.conn as unknown as EngineConnection;
-  return {
-    bytes: conn.transport.socket?.getBufferedAmount?.() ?? 0,
-    packets: conn.writeBuffer.length,
-  };
+  let bytes = 0;
+  try {
+    bytes = conn.transport.socket?.getBufferedAmount?.() ?? 0;
+  } catch {
+    // uWebSockets.js throws on a WebSocket it has closed: nothing waits.
+  }
+  return { bytes, packets: conn.writeBuffer.length };
 }

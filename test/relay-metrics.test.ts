@@ -332,6 +332,44 @@ describe("relay metrics", () => {
     );
   });
 
+  it("counts ended connections by Socket.IO's reason", async () => {
+    const relay = await startRelay(store.url);
+    const count = async (reason: string) =>
+      sampleValue(await scrapeMetrics(relay.url), "relay_disconnects_total", {
+        reason,
+      }) ?? 0;
+
+    const leaving = io(relay.url, { forceNew: true });
+    const closing = io(relay.url, {
+      forceNew: true,
+      transports: ["websocket"],
+    });
+    onTestFinished(() => {
+      leaving.close();
+      closing.close();
+    });
+    await Promise.all(
+      [leaving, closing].map(
+        (socket) =>
+          new Promise<void>((resolve) =>
+            socket.once("connect", () => resolve()),
+          ),
+      ),
+    );
+
+    // One leaves the namespace; the other's transport just closes.
+    leaving.disconnect();
+    closing.io.engine.close();
+    await waitFor(
+      async () => [
+        await count("client namespace disconnect"),
+        await count("transport close"),
+      ],
+      ([left, closed]) => left === 1 && closed === 1,
+      { what: "one disconnect of each reason" },
+    );
+  });
+
   it("adds up across three nodes, with lines received only on the owner", async () => {
     const suffix = Math.random().toString(36).slice(2, 8);
     const relays = await Promise.all(

@@ -27,7 +27,7 @@ const RELAY_SERIES = [
   "relay_lines_delivered_total",
   "relay_lines_received_total",
   "relay_connected_clients",
-  "relay_slow_viewer_disconnects_total",
+  "relay_disconnects_total",
 ];
 
 export interface RunOptions {
@@ -245,10 +245,10 @@ function relayCrossChecks(
     after.relay_connected_clients!,
   );
   add(
-    "viewers reconnected after the relay closed them",
-    "relay_slow_viewer_disconnects_total",
+    "viewer connections that ended and were opened again",
+    "relay_disconnects_total",
     ours.reconnects,
-    delta("relay_slow_viewer_disconnects_total"),
+    delta("relay_disconnects_total"),
   );
   return checks;
 }
