@@ -54,6 +54,21 @@ function payloadSeqs(messages: string[]): number[] {
     .map((m) => (JSON.parse(m) as { seq: number }).seq);
 }
 
+/** Publishes a whole build of `count` 4 KiB lines and its status. */
+async function publishWide(
+  valkeyUrl: string,
+  slug: string,
+  buildId: string,
+  count: number,
+): Promise<void> {
+  const build = syntheticBuild(valkeyUrl, slug, buildId);
+  for (let i = 0; i < count; i++) {
+    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
+  }
+  await build.finish();
+  build.close();
+}
+
 const oneTo = (last: number) => Array.from({ length: last }, (_, i) => i + 1);
 
 it("holds back viewers that stop reading and catches them up without a disconnect", async () => {
@@ -88,11 +103,7 @@ it("holds back viewers that stop reading and catches them up without a disconnec
   const paused = [tcpOf(stalled.follower.socket), tcpOf(stalledString.socket)];
   for (const tcp of paused) tcp.pause();
 
-  const build = syntheticBuild(store.url, slug, "slow-build");
-  for (let i = 0; i < 3000; i++) {
-    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
-  }
-  await build.finish();
+  await publishWide(store.url, slug, "slow-build", 3000);
   await steady.finished;
 
   const held = await waitFor(
@@ -167,11 +178,7 @@ it("disconnects a viewer that falls past the catch-up budget; a structured one r
   const paused = [tcpOf(stalled.follower.socket), tcpOf(stalledString.socket)];
   for (const tcp of paused) tcp.pause();
 
-  const build = syntheticBuild(store.url, slug, "far-build");
-  for (let i = 0; i < 3000; i++) {
-    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
-  }
-  await build.finish();
+  await publishWide(store.url, slug, "far-build", 3000);
 
   await waitFor(
     () => scrape(relay.url),
@@ -207,11 +214,7 @@ it("paces history sent to a resuming viewer by its connection", async () => {
   const slug = "paced-history";
   // 10,000 lines of 4 KiB: more history than uWebSockets.js buffers for one
   // connection (16 MiB) before it drops what is sent to it.
-  const build = syntheticBuild(store.url, slug, "paced-build");
-  for (let i = 0; i < 10000; i++) {
-    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
-  }
-  await build.finish();
+  await publishWide(store.url, slug, "paced-build", 10000);
 
   const viewer = recordFollower({
     url: relay.url,
@@ -245,12 +248,7 @@ it("keeps replaying history to an acknowledged viewer while Valkey restarts", as
     SLOW_VIEWER_CHECK_INTERVAL_MS: "50",
   });
   const slug = "restarted-history";
-  const build = syntheticBuild(valkey.url, slug, "restart-build");
-  for (let i = 0; i < 3000; i++) {
-    build.publisher.line("stdout", `${i} ${WIDE}`, Date.now());
-  }
-  await build.finish();
-  build.close();
+  await publishWide(valkey.url, slug, "restart-build", 3000);
 
   const viewer = recordFollower({
     url: relay.url,
