@@ -174,10 +174,6 @@ export class RelayNode {
     this.io.on("connection", (socket) => {
       slimConnection(socket);
       this.gateway.accept(socket);
-      socket.on("disconnect", (reason) => {
-        this.metrics.disconnects.inc({ reason });
-        this.logger.debug({ socketId: socket.id, reason }, "viewer left");
-      });
     });
   }
 

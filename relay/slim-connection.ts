@@ -23,13 +23,16 @@ const NO_AUTH: Record<string, unknown> = Object.freeze({});
  * address, the times and the flags but no headers, query, url or `auth`
  * payload (which may carry an access token). Whatever needs one of those
  * reads it before this, in a middleware or at the start of the
- * `connection` handler. Socket.IO builds the handshake of a later
+ * `connection` handler. The handshake's `time`, a date string that
+ * `issued` holds as a number too, becomes empty. Socket.IO builds the handshake of a later
  * namespace connection on the same Engine.IO connection from the request,
  * so that one has no headers, no query and no url.
  */
 export function slimConnection(socket: Socket): void {
   leaveOwnRoom(socket);
   dropRequest(socket);
+  dropHeadersListener(socket.conn.transport);
+  compactListeners(socket, socket.conn, socket.conn.transport);
 }
 
 /**
@@ -69,12 +72,42 @@ function dropRequest(socket: Socket): void {
   socket.handshake.query = NO_QUERY;
   socket.handshake.url = "";
   socket.handshake.auth = NO_AUTH;
+  socket.handshake.time = "";
 
   dropUpgradeResponse(socket.conn.transport as unknown as UwsTransport);
   if (socket.conn.transport.name !== "websocket") {
-    socket.conn.once("upgrade", (transport: unknown) => {
-      dropUpgradeResponse(transport as UwsTransport);
+    socket.conn.once("upgrade", (transport: Socket["conn"]["transport"]) => {
+      dropUpgradeResponse(transport as unknown as UwsTransport);
+      dropHeadersListener(transport);
+      compactListeners(transport);
     });
+  }
+}
+
+/**
+ * Engine.IO listens on every transport for `headers`, the event by which a
+ * polling transport lets the server add headers to its next response. A
+ * WebSocket transport never emits it, yet each one keeps the listener and
+ * the handshake's scope it closes over. A polling connection keeps its
+ * listener until it upgrades; its polling transport then goes away whole.
+ */
+function dropHeadersListener(transport: Socket["conn"]["transport"]): void {
+  if (transport.name === "websocket") transport.removeAllListeners("headers");
+}
+
+/**
+ * Node's EventEmitter keeps its listeners in an object with no prototype,
+ * which V8 stores as a hash table: 160 to 450 bytes for the handful of
+ * events a connection's three emitters listen to. Copied once the
+ * listeners are in place, the same entries take an object of V8's compact
+ * kind, whose layout all connections share. A later `removeListener` of
+ * an event's last listener turns it back into a table, which happens when
+ * the connection closes.
+ */
+function compactListeners(...emitters: object[]): void {
+  for (const emitter of emitters as Array<{ _events?: object }>) {
+    if (emitter._events === undefined) continue;
+    emitter._events = Object.setPrototypeOf({ ...emitter._events }, null);
   }
 }
 

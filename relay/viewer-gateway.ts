@@ -45,34 +45,31 @@ export class ViewerGateway {
     private readonly isDraining: () => boolean,
   ) {}
 
+  /** One set of listeners for every connection: see `sharedListeners`. */
+  private readonly listeners = sharedListeners(this);
+
   /** Serves one new connection. */
   accept(socket: Socket): void {
-    socket.on(SUBSCRIBE_EVENT, (raw: unknown, ack?: unknown) => {
-      const reply = typeof ack === "function" ? (ack as Ack) : undefined;
-      try {
-        this.subscribe(socket, parseSubscribeRequest(raw), reply);
-      } catch (err) {
-        if (!(err instanceof RelayError)) throw err;
-        this.metrics.subscribeRefusals.inc({ reason: err.code });
-        this.logger.info(
-          { code: err.code, socketId: socket.id },
-          "subscribe refused",
-        );
-        refuse(socket, err, reply);
-      }
-    });
+    socket.on(SUBSCRIBE_EVENT, this.listeners.subscribe);
+    socket.on(UNSUBSCRIBE_EVENT, this.listeners.unsubscribe);
+    socket.on("disconnecting", this.listeners.disconnecting);
+    socket.on("disconnect", this.listeners.disconnect);
+  }
 
-    socket.on(UNSUBSCRIBE_EVENT, (raw: unknown) => {
-      const slug = parseChannelName(raw);
-      if (slug !== undefined) this.leave(socket, slug);
-    });
-
-    socket.on("disconnecting", () => {
-      for (const room of socket.rooms) {
-        const slug = parseChannelName(room);
-        if (slug !== undefined) this.feeds.get(slug)?.forget(socket);
-      }
-    });
+  /** A `subscribe` event, either form. */
+  onSubscribe(socket: Socket, raw: unknown, ack: unknown): void {
+    const reply = typeof ack === "function" ? (ack as Ack) : undefined;
+    try {
+      this.subscribe(socket, parseSubscribeRequest(raw), reply);
+    } catch (err) {
+      if (!(err instanceof RelayError)) throw err;
+      this.metrics.subscribeRefusals.inc({ reason: err.code });
+      this.logger.info(
+        { code: err.code, socketId: socket.id },
+        "subscribe refused",
+      );
+      refuse(socket, err, reply);
+    }
   }
 
   private subscribe(
@@ -179,10 +176,48 @@ export class ViewerGateway {
     }
   }
 
-  private leave(socket: Socket, slug: Slug): void {
+  /** The connection has ended. */
+  left(socket: Socket, reason: string): void {
+    this.metrics.disconnects.inc({ reason });
+    this.logger.debug({ socketId: socket.id, reason }, "viewer left");
+  }
+
+  /** The slug's feed on this node drops what it keeps for the socket. */
+  forget(socket: Socket, slug: Slug): void {
     this.feeds.get(slug)?.forget(socket);
+  }
+
+  /** The socket stops following the slug's channel. */
+  leave(socket: Socket, slug: Slug): void {
+    this.forget(socket, slug);
     void socket.leave(linesRoom(slug));
     void socket.leave(batchesRoom(slug));
     void socket.leave(channelName(slug));
   }
+}
+
+/**
+ * Socket.IO calls a listener with the socket as `this`, so one function
+ * serves every connection, where a closure per connection would cost each
+ * idle viewer function objects of its own.
+ */
+function sharedListeners(gateway: ViewerGateway) {
+  return {
+    subscribe(this: Socket, raw: unknown, ack?: unknown): void {
+      gateway.onSubscribe(this, raw, ack);
+    },
+    unsubscribe(this: Socket, raw: unknown): void {
+      const slug = parseChannelName(raw);
+      if (slug !== undefined) gateway.leave(this, slug);
+    },
+    disconnecting(this: Socket): void {
+      for (const room of this.rooms) {
+        const slug = parseChannelName(room);
+        if (slug !== undefined) gateway.forget(this, slug);
+      }
+    },
+    disconnect(this: Socket, reason: string): void {
+      gateway.left(this, reason);
+    },
+  };
 }

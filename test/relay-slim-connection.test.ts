@@ -120,10 +120,43 @@ for (const transports of [["websocket"], ["polling", "websocket"]] as Array<
     expect(socket.handshake.url).toBe("");
     expect(socket.handshake.auth).toEqual({});
     expect(socket.handshake.address).toBe("127.0.0.1");
+    expect(socket.handshake.time).toBe("");
+    expect(typeof socket.handshake.issued).toBe("number");
+    expect(socket.conn.transport.listenerCount("headers")).toBe(0);
 
     const transport = socket.conn.transport as unknown as {
       socket: { getUserData(): { response?: unknown } };
     };
     expect(transport.socket.getUserData().response).toBeUndefined();
+  });
+
+  it(`still delivers, pings and closes with its listeners compacted (${how})`, async () => {
+    const server = await startServer();
+    const connection = server.nextConnection();
+    const viewer = connectViewer(server.url, transports);
+    const socket = await connection;
+    await onWebSocket(socket);
+
+    // Socket.IO's own listeners, moved to the compact form, still answer.
+    const heartbeat = once(socket.conn, "heartbeat");
+    (socket.conn as unknown as { sendPacket(type: string): void }).sendPacket(
+      "ping",
+    );
+    await heartbeat;
+
+    const received = new Promise<unknown>((resolve) => {
+      viewer.once("message", resolve);
+    });
+    socket.emit("message", "still here");
+    expect(await received).toBe("still here");
+
+    const reasons: string[] = [];
+    socket.on("disconnect", (reason) => reasons.push(reason));
+    const closed = once(socket.conn, "close");
+    viewer.close();
+    await closed;
+    expect(reasons).toEqual(["client namespace disconnect"]);
+    // Engine.IO's own `once("close")` bookkeeping ran too.
+    expect(server.io.engine.clientsCount).toBe(0);
   });
 }
