@@ -104,8 +104,10 @@ function idleTable(runs: IdleResult[]): string {
       "contender",
       "viewers",
       "RSS before",
+      "RSS at 1/5",
       "RSS after",
       "RSS/viewer",
+      "RSS/added viewer",
       "JS heap/viewer",
       "idle CPU %",
     ],
@@ -113,8 +115,10 @@ function idleTable(runs: IdleResult[]): string {
       r.contender,
       String(r.viewers),
       bytes(r.serverRssBeforeBytes),
+      bytes(r.serverRssWarmBytes),
       bytes(r.serverRssAfterBytes),
       bytes(r.rssPerViewerBytes),
+      bytes(r.rssPerAddedViewerBytes),
       r.heapPerViewerBytes === undefined ? "" : bytes(r.heapPerViewerBytes),
       r.idleCpuPercent.toFixed(1),
     ]),
@@ -274,8 +278,11 @@ export function evaluateTargets(
   )) {
     verdicts.push({
       target: `RSS per idle subscribed viewer <= 8 KB (${run.contender}, ${run.viewers} viewers)`,
-      measured: `${bytes(run.rssPerViewerBytes)}${quick ? " (quick run: too few viewers to judge)" : ""}`,
-      met: quick ? undefined : run.rssPerViewerBytes <= 8 * 1024,
+      // Judged on the cost of one more viewer: growth from no viewer also
+      // counts what the process touches once (its young generation's
+      // pages, compiled code), the same at 100 viewers as at 100,000.
+      measured: `${bytes(run.rssPerAddedViewerBytes)} per added viewer, ${bytes(run.rssPerViewerBytes)} from none${quick ? " (quick run: too few viewers to judge)" : ""}`,
+      met: quick ? undefined : run.rssPerAddedViewerBytes <= 8 * 1024,
     });
   }
 

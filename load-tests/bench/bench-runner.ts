@@ -149,8 +149,10 @@ function failedRun(
         kind: "idle",
         channels: scenario.channels,
         serverRssBeforeBytes: 0,
+        serverRssWarmBytes: 0,
         serverRssAfterBytes: 0,
         rssPerViewerBytes: 0,
+        rssPerAddedViewerBytes: 0,
         idleCpuPercent: 0,
       };
     case "storm":

@@ -97,8 +97,13 @@ export interface IdleResult extends RunBase {
   kind: "idle";
   channels: number;
   serverRssBeforeBytes: number;
+  /** After the first fifth of the viewers. */
+  serverRssWarmBytes: number;
   serverRssAfterBytes: number;
+  /** RSS growth from no viewer to all of them, per viewer. */
   rssPerViewerBytes: number;
+  /** RSS growth from the first fifth to all of them, per viewer added. */
+  rssPerAddedViewerBytes: number;
   /** Ours only: growth of the relay's used JS heap, per viewer. */
   heapPerViewerBytes?: number;
   /** Server CPU while the viewers sat idle, in percent of one core. */
