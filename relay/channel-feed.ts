@@ -54,6 +54,7 @@ import {
   type RecentItem,
 } from "./recent-lines.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
+import { writeEncoded, type RoomWriter } from "./room-writer.ts";
 import {
   bufferedBytes,
   keptReading,
@@ -71,6 +72,19 @@ const CATCH_UP_PAGE_ITEMS = 500;
 const CATCH_UP_CACHED_PAGES = 32;
 /** Socket.IO's packet type of an event. */
 const SOCKET_IO_EVENT = 2;
+/**
+ * Live delivery in slices: what a feed may spend before it lets the event
+ * loop run (timers, leases, heartbeats, viewers' pongs). Time alone does
+ * not measure it: uWebSockets.js copies a publish to its subscribers'
+ * buffers partly after the call returns, so a slice also counts socket
+ * writes (a line to a string-form viewer is one) and bytes (a line's
+ * length times its viewers).
+ */
+const SLICE_MS = 50;
+const SLICE_WRITES = 100_000;
+const SLICE_BYTES = 32 * 1024 * 1024;
+/** Bytes of live delivery to a channel between two read receipts (read-receipts.ts). */
+const RECEIPT_BYTES = 64 * 1024;
 
 export function linesRoom(slug: Slug): string {
   return `${channelName(slug)}:message`;
@@ -93,6 +107,7 @@ export interface FollowStart {
 export interface FeedPacing {
   backlog: ViewerBacklog;
   budget: CatchUpBudget;
+  rooms: RoomWriter;
 }
 
 type Form = "string" | "structured";
@@ -130,7 +145,11 @@ export class ChannelFeed {
   private buildId: BuildId | undefined;
   private lastSeq: Seq = 0;
   private readonly finishedBuilds = new Set<BuildId>();
-  private readonly queue: BatchEntry[] = [];
+  /** Entries waiting for delivery, from `queueHead` on. */
+  private queue: BatchEntry[] = [];
+  private queueHead = 0;
+  /** Bytes written to the channel's rooms since its last read receipt. */
+  private unreceipted = 0;
   private tail: { buildId: BuildId; seq: Seq } | undefined;
   private busy = true;
   private closed = false;
@@ -167,6 +186,11 @@ export class ChannelFeed {
     clearTimeout(this.catchUpTimer);
   }
 
+  /** Items delivered so far, live or gap-filled. */
+  get delivered(): number {
+    return this.position;
+  }
+
   /** Viewers of this feed being caught up from memory. */
   get catchingUp(): number {
     return this.heldBack.size;
@@ -175,7 +199,7 @@ export class ChannelFeed {
   /** A batch from the owner (this node's or another's). */
   receive(batch: RelayBatch): void {
     if (this.closed) return;
-    this.queue.push(...batch.entries);
+    for (const entry of batch.entries) this.queue.push(entry);
     if (batch.tail) this.tail = batch.tail;
     this.pump();
   }
@@ -304,24 +328,31 @@ export class ChannelFeed {
     this.pump();
   }
 
+  /**
+   * Delivers what is queued, in order, a slice at a time. A feed that has
+   * spent its slice yields to the event loop and goes on in the next turn;
+   * entries arriving meanwhile queue behind. Yielding only between
+   * deliveries keeps every delivery, and every join to a live room, whole.
+   */
   private pump(): void {
-    while (!this.busy && !this.closed && this.queue.length > 0) {
-      const entry = this.queue[0]!;
+    const slice = this.slice();
+    while (!this.busy && !this.closed && this.queueHead < this.queue.length) {
+      const entry = this.queue[this.queueHead]!;
 
       if (entry.seq === undefined || entry.buildId === undefined) {
-        this.queue.shift();
+        this.dequeue();
         this.deliverForeign(entry);
         continue;
       }
       if (entry.buildId !== this.buildId) {
         if (this.finishedBuilds.has(entry.buildId)) {
-          this.queue.shift();
+          this.dequeue();
           continue;
         }
         this.startBuild(entry.buildId);
       }
       if (entry.seq <= this.lastSeq) {
-        this.queue.shift();
+        this.dequeue();
         continue;
       }
       if (entry.seq > this.lastSeq + 1) {
@@ -330,14 +361,23 @@ export class ChannelFeed {
       }
 
       const run: BatchEntry[] = [];
-      while (this.queue.length > 0) {
-        const next = this.queue[0]!;
+      while (this.queueHead < this.queue.length) {
+        const next = this.queue[this.queueHead]!;
         if (next.buildId !== this.buildId) break;
         if (next.seq !== this.lastSeq + run.length + 1) break;
+        if (!slice.take(next)) break;
         run.push(next);
-        this.queue.shift();
+        this.dequeue();
+      }
+      if (run.length === 0) {
+        this.yieldTurn();
+        return;
       }
       this.deliver(run);
+    }
+    if (this.queueHead === this.queue.length && this.queueHead > 0) {
+      this.queue = [];
+      this.queueHead = 0;
     }
 
     if (!this.busy && !this.closed && this.tail) {
@@ -351,6 +391,61 @@ export class ChannelFeed {
       }
       if (tail.buildId === this.buildId && tail.seq > this.lastSeq) {
         this.fill(tail.buildId, this.lastSeq + 1, tail.seq);
+      }
+    }
+  }
+
+  /**
+   * Counts bytes written to the channel's rooms and pings its viewers
+   * every `RECEIPT_BYTES`, so that a ping is never far behind in what a
+   * slow viewer has to read, however fast the lines came.
+   */
+  private wrote(bytes: number): void {
+    this.unreceipted += bytes;
+    if (this.unreceipted < RECEIPT_BYTES) return;
+    this.unreceipted = 0;
+    this.pacing.rooms.ping(this.channel);
+  }
+
+  private dequeue(): void {
+    this.queueHead += 1;
+    // Drop the delivered front now and then, not on every entry.
+    if (this.queueHead >= 4096 && this.queueHead * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  /** Goes on delivering in the next turn of the event loop. */
+  private yieldTurn(): void {
+    this.busy = true;
+    this.metrics.deliveryYields.inc();
+    setImmediate(() => {
+      this.busy = false;
+      this.pump();
+    });
+  }
+
+  /** A new slice of delivery to this node's viewers of the channel. */
+  private slice(): DeliverySlice {
+    const rooms = this.io.of("/").adapter.rooms;
+    const stringViewers = rooms.get(linesRoom(this.slug))?.size ?? 0;
+    const structuredViewers = rooms.get(batchesRoom(this.slug))?.size ?? 0;
+    return new DeliverySlice(stringViewers, stringViewers + structuredViewers);
+  }
+
+  /** Delivers history entries a slice at a time, yielding between slices. */
+  private async deliverInSlices(entries: BatchEntry[]): Promise<void> {
+    let at = 0;
+    while (at < entries.length && !this.closed) {
+      const slice = this.slice();
+      let end = at;
+      while (end < entries.length && slice.take(entries[end]!)) end += 1;
+      this.deliver(entries.slice(at, end));
+      at = end;
+      if (at < entries.length) {
+        this.metrics.deliveryYields.inc();
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
   }
@@ -395,7 +490,9 @@ export class ChannelFeed {
           this.deliverGap(gapNotice(buildId, next, firstSeq - 1));
         }
         if (entries.length > 0) {
-          this.deliver(entries.map((e) => toBatchEntry(e.payload)));
+          await this.deliverInSlices(
+            entries.map((e) => toBatchEntry(e.payload)),
+          );
           this.metrics.replayedLines.inc(entries.length);
         }
         next = (entries.at(-1)?.seq ?? toSeq) + 1;
@@ -421,14 +518,18 @@ export class ChannelFeed {
     const structuredViewers = rooms.get(batchesRoom(this.slug))?.size ?? 0;
 
     if (stringViewers > 0) {
-      const room = this.io.local.to(linesRoom(this.slug));
-      for (const entry of entries) room.emit(MESSAGE_EVENT, entry.payload);
+      const room = linesRoom(this.slug);
+      for (const entry of entries) {
+        const packet = this.encodeEvent(MESSAGE_EVENT, entry.payload);
+        this.pacing.rooms.publish(room, packet);
+        this.wrote(packet.length);
+      }
       this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT }, entries.length);
     }
 
     const messages = parseMessages(entries);
     if (structuredViewers > 0) {
-      this.emitBatch(this.io.local.to(batchesRoom(this.slug)), messages);
+      this.emitBatch(batchesRoom(this.slug), messages);
     }
     this.metrics.linesDelivered.inc(
       entries.length * (stringViewers + structuredViewers),
@@ -454,7 +555,10 @@ export class ChannelFeed {
     const room = linesRoom(this.slug);
     const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
     if (viewers === 0) return;
-    this.io.local.to(room).emit(MESSAGE_EVENT, entry.payload);
+    this.pacing.rooms.publish(
+      room,
+      this.encodeEvent(MESSAGE_EVENT, entry.payload),
+    );
     this.metrics.linesDelivered.inc(viewers);
   }
 
@@ -469,10 +573,11 @@ export class ChannelFeed {
       { slug: this.slug, fromSeq: notice.fromSeq, toSeq: notice.toSeq },
       "lines missing from history",
     );
-    this.io.local
-      .to(linesRoom(this.slug))
-      .emit(MESSAGE_EVENT, JSON.stringify(notice));
-    this.emitBatch(this.io.local.to(batchesRoom(this.slug)), [notice]);
+    this.pacing.rooms.publish(
+      linesRoom(this.slug),
+      this.encodeEvent(MESSAGE_EVENT, JSON.stringify(notice)),
+    );
+    this.emitBatch(batchesRoom(this.slug), [notice]);
     this.lastSeq = notice.toSeq;
     this.remember({ payload: JSON.stringify(notice), message: notice });
   }
@@ -686,29 +791,57 @@ export class ChannelFeed {
     }
   }
 
-  private emitBatch(
-    target: { emit(event: string, ...args: unknown[]): unknown },
-    messages: ViewerMessage[],
-  ): void {
+  /** Sends a `logs` event, and a `status` event per status message, to a room or one viewer. */
+  private emitBatch(to: string | Socket, messages: ViewerMessage[]): void {
+    const write =
+      typeof to === "string"
+        ? (packet: string) => {
+            this.pacing.rooms.publish(to, packet);
+            this.wrote(packet.length);
+          }
+        : (packet: string) => writeEncoded(to, [packet]);
     const event: LogsEvent = { channel: this.channel, messages };
-    target.emit(LOGS_EVENT, event);
+    write(this.encodeEvent(LOGS_EVENT, event));
     this.metrics.framesEmitted.inc({ event: LOGS_EVENT });
 
     for (const message of messages) {
       if (message.type !== "status") continue;
       const status: StatusEvent = { ...message, channel: this.channel };
-      target.emit(STATUS_EVENT, status);
+      write(this.encodeEvent(STATUS_EVENT, status));
       this.metrics.framesEmitted.inc({ event: STATUS_EVENT });
     }
   }
 }
 
-/** Writes packets encoded once through the socket's connection. */
-function writeEncoded(socket: Socket, packets: string[]): void {
-  const client = socket.client as unknown as {
-    writeToEngine(packets: string[], options: { preEncoded: boolean }): void;
-  };
-  client.writeToEngine(packets, { preEncoded: true });
+/** What one slice of delivery has spent; see `SLICE_MS`. */
+class DeliverySlice {
+  private readonly started = performance.now();
+  private taken = 0;
+  private writes = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly stringViewers: number,
+    private readonly viewers: number,
+  ) {}
+
+  /** Whether one more entry fits; the first of a slice always does. */
+  take(entry: BatchEntry): boolean {
+    const writes = this.writes + this.stringViewers;
+    const bytes = this.bytes + entry.payload.length * this.viewers;
+    if (
+      this.taken > 0 &&
+      (writes > SLICE_WRITES ||
+        bytes > SLICE_BYTES ||
+        performance.now() - this.started >= SLICE_MS)
+    ) {
+      return false;
+    }
+    this.taken += 1;
+    this.writes = writes;
+    this.bytes = bytes;
+    return true;
+  }
 }
 
 export function roomOf(slug: Slug, form: Form): string {

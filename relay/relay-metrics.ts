@@ -124,6 +124,12 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly deliveryYields = new Counter({
+    name: "relay_delivery_yields_total",
+    help: "Times a channel feed paused delivery to let the event loop run",
+    registers: [this.registry],
+  });
+
   constructor(sources: RelayGaugeSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "relay_" });
 

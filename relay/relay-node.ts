@@ -27,6 +27,8 @@ import { CatchUpBudget } from "./recent-lines.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
 import { slimConnection } from "./slim-connection.ts";
+import { ReadReceipts } from "./read-receipts.ts";
+import { RoomWriter } from "./room-writer.ts";
 import { reapStaleConnections } from "./stale-connection-reaper.ts";
 import { waitForValkey } from "./valkey-readiness.ts";
 import { ViewerBacklog } from "./viewer-backlog.ts";
@@ -43,6 +45,7 @@ export class RelayNode {
   private readonly gateway: ViewerGateway;
   private readonly feeds = new Map<Slug, ChannelFeed>();
   private readonly slowViewers: SlowViewerGuard;
+  private readonly receipts: ReadReceipts;
   private readonly pacing: FeedPacing;
   private listenSocket: uWS.us_listen_socket | undefined;
   private draining = false;
@@ -53,9 +56,11 @@ export class RelayNode {
     private readonly options: RelayOptions,
     private readonly logger: Logger,
   ) {
+    this.app = uWS.App();
     this.pacing = {
       backlog: new ViewerBacklog(options),
       budget: new CatchUpBudget(options.catchUpBufferBytes),
+      rooms: new RoomWriter(this.app),
     };
     const valkey = {
       url: options.valkey.url,
@@ -114,7 +119,6 @@ export class RelayNode {
       16 * 1024 * 1024,
       4 * options.slowViewerBufferBytes,
     );
-    this.app = uWS.App();
     this.io = new Server({
       adapter: createShardedAdapter(
         this.clients.commands,
@@ -138,6 +142,11 @@ export class RelayNode {
       },
       this.metrics,
       logger,
+    );
+    this.receipts = new ReadReceipts(
+      this.pacing.rooms,
+      this.feeds,
+      Math.min(1000, options.pingTimeoutMs / 4),
     );
     this.broadcaster = new BatchBroadcaster(
       this.io,
@@ -173,6 +182,7 @@ export class RelayNode {
     this.watchRooms();
     this.io.on("connection", (socket) => {
       slimConnection(socket);
+      this.pacing.rooms.track(socket);
       this.gateway.accept(socket);
     });
   }
@@ -198,6 +208,7 @@ export class RelayNode {
     }
     node.owner.start();
     node.slowViewers.start();
+    node.receipts.start();
     node.broadcaster.start();
     return node;
   }
@@ -237,6 +248,7 @@ export class RelayNode {
     this.closed = true;
 
     this.slowViewers.stop();
+    this.receipts.stop();
     this.broadcaster.stop();
     await this.owner.releaseAll().catch(() => {});
     for (const feed of this.feeds.values()) feed.close();

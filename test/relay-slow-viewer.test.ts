@@ -7,8 +7,14 @@
  * sent to a resuming viewer is paced by its connection too.
  */
 import type { Socket as NetSocket } from "node:net";
+import WebSocket from "ws";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { expect, it, onTestFinished } from "vitest";
+import {
+  PONG_FRAME,
+  SocketIoSession,
+  websocketUrl,
+} from "../load-tests/socketio-framing.ts";
 import { LocalValkey } from "../shared/local-valkey.ts";
 import { recordFollower, seqRange } from "./support/follower.ts";
 import { startRelay } from "./support/relay-process.ts";
@@ -276,4 +282,78 @@ it("keeps replaying history to an acknowledged viewer while Valkey restarts", as
   await viewer.finished;
   expect(viewer.seen).toEqual(seqRange("restart-build", 3001));
   expect(subscriptions).toBe(1);
+});
+
+it("keeps a viewer that reads slowly through a backlog many ping timeouts long, and drops one that never answers", async () => {
+  // Never held back: the backlog waits in the socket buffers, mostly the
+  // kernel's, where the relay cannot see the viewer reading it.
+  const relay = await startRelay(store.url, {
+    PING_INTERVAL_MS: "1000",
+    PING_TIMEOUT_MS: "1000",
+    SLOW_VIEWER_BUFFER_BYTES: String(256 * 1024 * 1024),
+  });
+  const slug = "slow-reader";
+  const slow = connectStringViewer(relay.url, { transports: ["websocket"] });
+  slow.socket.emit("subscribe", `logs:${slug}`);
+  await slow.waitForMessages(1);
+  const slowDrops = countDisconnects(slow.socket);
+
+  // A viewer that reads everything and never answers a ping.
+  const mute = new WebSocket(websocketUrl(relay.url));
+  onTestFinished(() => mute.terminate());
+  const session = new SocketIoSession({
+    send: (frame) => {
+      if (frame !== PONG_FRAME) mute.send(frame);
+    },
+    connected: () => session.emit("subscribe", `logs:${slug}`),
+  });
+  mute.on("message", (data: Buffer) => session.receive(data.toString()));
+
+  // At most one read (64 KiB) every 100 ms: 4 MiB takes 6 s or more, six
+  // times the 1 s a ping may go unanswered.
+  const tcp = tcpOf(slow.socket);
+  tcp.on("data", () => {
+    tcp.pause();
+    setTimeout(() => tcp.resume(), 100);
+  });
+
+  const startedAt = Date.now();
+  await publishWide(store.url, slug, "slow-reader-build", 1000);
+  await slow.waitForMessages(1 + 1001, 60_000);
+
+  expect(Date.now() - startedAt).toBeGreaterThan(3000);
+  expect(payloadSeqs(slow.messages)).toEqual(oneTo(1001));
+  expect(slowDrops.count).toBe(0);
+  expect(slow.socket.connected).toBe(true);
+
+  const metrics = await scrape(relay.url);
+  expect(metrics).toMatch(
+    /relay_disconnects_total\{reason="ping timeout"\} 1\n/,
+  );
+  expect(
+    counter(metrics, "relay_connected_clients", '{transport="websocket"}'),
+  ).toBe(1);
+});
+
+it("delivers a burst in slices, in order and whole, to every viewer", async () => {
+  const relay = await startRelay(store.url);
+  const slug = "burst";
+  const viewers = Array.from({ length: 20 }, () =>
+    connectStringViewer(relay.url, { transports: ["websocket"] }),
+  );
+  for (const viewer of viewers) viewer.socket.emit("subscribe", `logs:${slug}`);
+  await Promise.all(viewers.map((viewer) => viewer.waitForMessages(1)));
+
+  // 3,000 lines of 4 KiB to 20 viewers: 240 MiB of writes, many slices.
+  await publishWide(store.url, slug, "burst-build", 3000);
+  await Promise.all(
+    viewers.map((viewer) => viewer.waitForMessages(1 + 3001, 60_000)),
+  );
+
+  for (const viewer of viewers) {
+    expect(payloadSeqs(viewer.messages)).toEqual(oneTo(3001));
+  }
+  const metrics = await scrape(relay.url);
+  expect(counter(metrics, "relay_delivery_yields_total")).toBeGreaterThan(0);
+  expect(metrics).not.toMatch(/relay_disconnects_total\{/);
 });
