@@ -9,7 +9,7 @@
  * tens of seconds later under load. The relay then closes a live viewer,
  * and a string-form viewer cannot resume.
  *
- * So the relay sends pings of its own among the lines: every 64 KiB
+ * So the relay sends pings of its own among the lines: every 256 KiB
  * written to a channel's rooms (channel-feed.ts), and here, once an
  * interval, to every channel that delivered anything or is catching a
  * viewer up. Each is one uWebSockets.js publish to the channel's room,
