@@ -151,6 +151,7 @@ export class ChannelFeed {
   private buildId: BuildId | undefined;
   private lastSeq: Seq = 0;
   private readonly finishedBuilds = new Set<BuildId>();
+  private readonly supersededBuilds = new Set<BuildId>();
   /** Entries waiting for delivery, from `queueHead` on. */
   private queue: BatchEntry[] = [];
   private queueHead = 0;
@@ -353,6 +354,7 @@ export class ChannelFeed {
       if (entry.buildId !== this.buildId) {
         if (this.finishedBuilds.has(entry.buildId)) {
           this.dequeue();
+          this.supersede(entry.buildId);
           continue;
         }
         this.startBuild(entry.buildId);
@@ -411,6 +413,22 @@ export class ChannelFeed {
     if (this.unreceipted < RECEIPT_BYTES) return;
     this.unreceipted = 0;
     this.pacing.rooms.ping(this.channel);
+  }
+
+  /**
+   * A line of a build the feed has moved past: a newer build of the slug
+   * started while this one still ran. The feed follows one build at a
+   * time, so the line reaches viewers only from history; counted, and
+   * said once per build.
+   */
+  private supersede(buildId: BuildId): void {
+    this.metrics.supersededLines.inc();
+    if (this.supersededBuilds.has(buildId)) return;
+    this.supersededBuilds.add(buildId);
+    this.logger.warn(
+      { slug: this.slug, buildId, current: this.buildId },
+      "lines of an earlier build after a newer one started; live viewers do not get them",
+    );
   }
 
   private dequeue(): void {

@@ -124,6 +124,12 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly supersededLines = new Counter({
+    name: "relay_superseded_lines_total",
+    help: "Lines of a build that arrived after a newer build of the slug had started; not delivered live",
+    registers: [this.registry],
+  });
+
   readonly deliveryYields = new Counter({
     name: "relay_delivery_yields_total",
     help: "Times a channel feed paused delivery to let the event loop run",

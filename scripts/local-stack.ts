@@ -11,6 +11,7 @@
  * | `REDIS_URL` (`VALKEY_URL`, `AIVEN_REDIS_URL`) | `redis://127.0.0.1:6379` | Valkey to use |
  * | `RELAY_PORT` | 9002 | the relay's port |
  * | `LAUNCHER_PORT` | 9000 | the launcher's port |
+ * | `STACK_HOST` | `127.0.0.1` | the address both listen on; the launcher runs any build command it is sent, so only this machine reaches it unless told otherwise |
  * | `EXAMPLE_SLUG` | `example-site` | slug of the example build |
  */
 import { spawn } from "node:child_process";
@@ -28,6 +29,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const schema = z.object({
   RELAY_PORT: portVar.default(9002),
   LAUNCHER_PORT: portVar.default(9000),
+  STACK_HOST: z.string().min(1).default("127.0.0.1"),
   EXAMPLE_SLUG: z
     .string()
     .default("example-site")
@@ -103,7 +105,11 @@ async function main(): Promise<void> {
     say(`using Valkey at ${redactUrl(valkeyUrl)}`);
   }
 
-  const common = { REDIS_URL: valkeyUrl, LOG_LEVEL: "info" };
+  const common = {
+    REDIS_URL: valkeyUrl,
+    HOST: vars.STACK_HOST,
+    LOG_LEVEL: "info",
+  };
   const relay = new StackProcess("relay", {
     ...common,
     PORT: String(vars.RELAY_PORT),
