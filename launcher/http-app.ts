@@ -7,6 +7,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
 } from "fastify";
 import type { Logger } from "../shared/logger.ts";
 import { registerBuildRoutes } from "./build-routes.ts";
@@ -29,6 +30,19 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // matters themselves.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.httpBodyLimitBytes,
+    // Errors Fastify meets before routing (a URL it cannot decode, a path
+    // segment over its length limit) skip the error handler.
+    frameworkErrors: (err, _request, reply) => {
+      const error = new RequestError(
+        "LAUNCHER_ERR_BAD_REQUEST",
+        err.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? "a path segment is too long"
+          : "the URL is not valid",
+      );
+      return (reply as FastifyReply)
+        .status(error.statusCode)
+        .send(error.toBody());
+    },
   });
 
   // The API speaks JSON only; any other body is refused as such.

@@ -177,6 +177,27 @@ describe("GET /builds/:buildId", () => {
   });
 });
 
+describe("URLs Fastify refuses before routing", () => {
+  it.each([
+    ["a broken percent-escape", "GET", "/builds/%ZZ"],
+    ["a broken percent-escape in the slug", "POST", "/projects/%ZZ/builds"],
+    [
+      "a path segment over the length limit",
+      "GET",
+      `/builds/${"a".repeat(5000)}`,
+    ],
+  ])(
+    "answers %s with JSON LAUNCHER_ERR_BAD_REQUEST",
+    async (_name, method, path) => {
+      const answer = await launcher.request(method, path);
+
+      expect(answer.status).toBe(400);
+      expect(answer.json.error.code).toBe("LAUNCHER_ERR_BAD_REQUEST");
+      expect(JSON.stringify(answer.json)).not.toContain("aaaaaaaaaa");
+    },
+  );
+});
+
 describe("routes", () => {
   it("answers an unknown route with JSON LAUNCHER_ERR_NOT_FOUND", async () => {
     const answer = await launcher.request("GET", "/nope");
