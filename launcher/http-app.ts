@@ -39,7 +39,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
           ? "a path segment is too long"
           : "the URL is not valid",
       );
-      return (reply as FastifyReply)
+      void (reply as FastifyReply)
         .status(error.statusCode)
         .send(error.toBody());
     },
