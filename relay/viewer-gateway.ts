@@ -15,6 +15,7 @@ import {
   SUBSCRIBE_EVENT,
   UNSUBSCRIBE_EVENT,
   type SubscribeAck,
+  type UnsubscribeAck,
 } from "../shared/viewer-protocol.ts";
 import { batchesRoom, linesRoom, type ChannelFeed } from "./channel-feed.ts";
 import type { ChannelOwner } from "./channel-owner.ts";
@@ -204,11 +205,32 @@ export class ViewerGateway {
 function sharedListeners(gateway: ViewerGateway) {
   return {
     subscribe(this: Socket, raw: unknown, ack?: unknown): void {
-      gateway.onSubscribe(this, raw, ack);
+      // Asked with an acknowledgement and nothing else: Socket.IO hands
+      // the callback over as the first argument.
+      if (typeof raw === "function" && ack === undefined) {
+        gateway.onSubscribe(this, undefined, raw);
+      } else {
+        gateway.onSubscribe(this, raw, ack);
+      }
     },
-    unsubscribe(this: Socket, raw: unknown): void {
-      const slug = parseChannelName(raw);
+    unsubscribe(this: Socket, raw: unknown, ack?: unknown): void {
+      const reply = typeof raw === "function" ? raw : ack;
+      const slug = parseChannelName(
+        typeof raw === "function" ? undefined : raw,
+      );
       if (slug !== undefined) gateway.leave(this, slug);
+      if (typeof reply !== "function") return;
+      const answer: UnsubscribeAck =
+        slug === undefined
+          ? {
+              ok: false,
+              error: new RelayError(
+                RelayErrorCode.BAD_CHANNEL,
+                "unsubscribe takes logs:<slug>",
+              ).toJSON(),
+            }
+          : { ok: true, channel: channelName(slug) };
+      (reply as (answer: UnsubscribeAck) => void)(answer);
     },
     disconnecting(this: Socket): void {
       for (const room of this.rooms) {

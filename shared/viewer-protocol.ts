@@ -10,7 +10,8 @@
  *   callback (the structured form): the relay answers with a
  *   {@link SubscribeAck}, sends the build's lines from history after
  *   `since`, then live lines, as {@link LogsEvent} batches.
- * - `unsubscribe` with the channel name.
+ * - `unsubscribe` with the channel name; with an acknowledgement, the
+ *   relay answers an {@link UnsubscribeAck}.
  *
  * Relay to client:
  * - `message`: a payload string (string form only).
@@ -47,6 +48,9 @@ export type SubscribeAck =
       lastSeq: Seq;
     }
   | { ok: false; error: ProtocolError };
+
+export type UnsubscribeAck =
+  { ok: true; channel: string } | { ok: false; error: ProtocolError };
 
 /**
  * Told when lines of a build can no longer be sent: history was capped or

@@ -157,6 +157,38 @@ describe("structured subscribe", () => {
     }
   });
 
+  it("answers a subscribe with no request, and an unsubscribe, through the acknowledgement", async () => {
+    const relay = await startRelay(store.url);
+    const socket = io(relay.url, { forceNew: true });
+    try {
+      const bare = (await socket
+        .timeout(5000)
+        .emitWithAck("subscribe")) as SubscribeAck;
+      expect(bare.ok ? "ok" : bare.error.code).toBe("RELAY_ERR_BAD_REQUEST");
+
+      const left = await socket
+        .timeout(5000)
+        .emitWithAck("unsubscribe", "logs:ok");
+      expect(left).toEqual({ ok: true, channel: "logs:ok" });
+      const refused = (await socket
+        .timeout(5000)
+        .emitWithAck("unsubscribe", "nope")) as {
+        ok: boolean;
+        error?: { code: string };
+      };
+      expect(refused.ok ? "ok" : refused.error?.code).toBe(
+        "RELAY_ERR_BAD_CHANNEL",
+      );
+      const nothing = (await socket
+        .timeout(5000)
+        .emitWithAck("unsubscribe")) as { ok: boolean };
+      expect(nothing.ok).toBe(false);
+      expect(socket.connected).toBe(true);
+    } finally {
+      socket.close();
+    }
+  });
+
   it("waits for a named build that has not started, past other builds", async () => {
     const relay = await startRelay(store.url);
     const earlier = syntheticBuild(store.url, "named", "named-earlier");
