@@ -14,6 +14,8 @@ export const RelayErrorCode = {
   TOO_MANY_CHANNELS: "RELAY_ERR_TOO_MANY_CHANNELS",
   /** The node is shutting down or cannot reach Valkey. */
   UNAVAILABLE: "RELAY_ERR_UNAVAILABLE",
+  /** HTTP: no such path (or method) on the relay. */
+  NOT_FOUND: "RELAY_ERR_NOT_FOUND",
 } as const;
 
 export type RelayErrorCode =

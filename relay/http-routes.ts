@@ -1,10 +1,12 @@
 /**
  * Plain HTTP endpoints served beside Socket.IO on the same uWebSockets.js
  * app: `/healthz` (the process is alive), `/readyz` (it can serve viewers)
- * and `/metrics` (Prometheus text).
+ * and `/metrics` (Prometheus text). Any other path or method, outside
+ * Socket.IO's own, gets a JSON 404.
  */
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Registry } from "prom-client";
+import { RelayError, RelayErrorCode } from "./errors.ts";
 
 export interface HealthSource {
   nodeId: string;
@@ -51,6 +53,13 @@ export function mountHttpRoutes(
         });
       },
     );
+  });
+
+  // Registered last; uWebSockets.js tries a wildcard after every exact
+  // route, Socket.IO's included.
+  app.any("/*", (res) => {
+    const error = new RelayError(RelayErrorCode.NOT_FOUND, "no such route");
+    sendJson(res, "404 Not Found", { error: error.toJSON() });
   });
 }
 

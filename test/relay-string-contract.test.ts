@@ -164,4 +164,25 @@ describe("string-form subscribe", () => {
       relay.process.logs.every((r) => r.nodeId === "node-under-test"),
     ).toBe(true);
   });
+
+  it("answers any other path or method with a JSON 404", async () => {
+    const relay = await startRelay(store.url);
+    for (const [method, path] of [
+      ["GET", "/nope"],
+      ["POST", "/healthz"],
+      ["GET", "/socket.io"],
+    ] as const) {
+      const answer = await fetch(`${relay.url}${path}`, { method });
+      expect(answer.status).toBe(404);
+      expect(await answer.json()).toEqual({
+        error: { code: "RELAY_ERR_NOT_FOUND", message: "no such route" },
+      });
+    }
+    // Socket.IO's own path still answers.
+    const handshake = await fetch(
+      `${relay.url}/socket.io/?EIO=4&transport=polling`,
+    );
+    expect(handshake.status).toBe(200);
+    expect(await handshake.text()).toMatch(/^0\{"sid":/);
+  });
 });
