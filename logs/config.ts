@@ -32,7 +32,9 @@ of the slug's latest build, or of the build named by --build (waiting for it
 to start if it has not), after line --since if given.
 
   --since N    start after line N
-  --build ID   follow this build (as the launcher's answer names it)
+  --build ID   follow this build (as the launcher's answer names it); if a
+               newer build of the slug starts while it runs, stop with
+               exit code 75 (the rest of it is in history)
   --json       print each message as its JSON object
 
 Environment:

@@ -7,6 +7,9 @@ import { ConfigError } from "../shared/env-config.ts";
 import { LOGS_USAGE, readLogsConfig, type LogsOptions } from "./config.ts";
 import { formatLine } from "./line-format.ts";
 
+/** Exit code when the build followed with --build was superseded: sysexits' "try again later". */
+const SUPERSEDED_EXIT_CODE = 75;
+
 let options: LogsOptions;
 try {
   options = readLogsConfig(process.argv.slice(2));
@@ -39,13 +42,34 @@ const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
+/**
+ * Followed with --build, another build's line means a newer build of the
+ * slug started while this one ran: the relay follows the newer one, and
+ * the rest of this build is only in history. Printing on, and exiting
+ * with the other build's code, would pass its result off as this one's.
+ */
+const otherBuild = (buildId: string): boolean => {
+  if (options.buildId === undefined || buildId === options.buildId) {
+    return false;
+  }
+  process.stderr.write(
+    `logs: a newer build of ${options.slug} (${buildId}) started while ${options.buildId} ran; ` +
+      `the rest of ${options.buildId} is in history: run this again once it has ended\n`,
+  );
+  follower.close();
+  process.exitCode = SUPERSEDED_EXIT_CODE;
+  return true;
+};
+
 follower.on("line", (message) => {
+  if (otherBuild(message.buildId)) return;
   print(options.json ? JSON.stringify(message) : formatLine(message, color));
 });
 follower.on("gap", (notice) => {
   print(options.json ? JSON.stringify(notice) : formatLine(notice, color));
 });
 follower.on("status", (status) => {
+  if (otherBuild(status.buildId)) return;
   print(options.json ? JSON.stringify(status) : formatLine(status, color));
   follower.close();
   process.exitCode =
@@ -69,8 +93,20 @@ follower.on("error", (err) => {
     `logs: cannot reach ${options.relayUrl} (${err.message}); retrying\n`,
   );
 });
-follower.on("subscribed", () => {
+let told = false;
+follower.on("subscribed", (ack) => {
   warned = false;
+  if (told) return;
+  told = true;
+  if (ack.buildId === null) {
+    process.stderr.write(
+      `logs: ${options.slug} has no build in history yet; waiting for one\n`,
+    );
+  } else if (options.buildId !== undefined && ack.lastSeq === 0) {
+    process.stderr.write(
+      `logs: no line of build ${options.buildId} is in history (not started yet, or no longer kept); waiting for it\n`,
+    );
+  }
 });
 
 process.once("SIGINT", () => {

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { startRelay } from "./support/relay-process.ts";
 import { ROOT } from "./support/service-process.ts";
 import { syntheticBuild } from "./support/synthetic-build.ts";
+import { waitFor } from "./support/wait-for.ts";
 import { useValkey } from "./support/valkey-fixture.ts";
 
 const store = useValkey();
@@ -99,4 +100,46 @@ it("ends quietly when its reader closes the pipe, as `| head -1` does", async ()
 
   expect(await exited).toBe(0);
   expect(stderr).toBe("");
+});
+
+it("says when it waits, and stops with 75 rather than print another build as the one named", async () => {
+  const relay = await startRelay(store.url);
+
+  const none = runLogs(["cli-nothing-yet"], relay.url);
+  await waitFor(
+    () => none.output().stderr,
+    (text) => text.includes("has no build in history yet; waiting"),
+    { what: "the waiting note" },
+  );
+
+  const first = syntheticBuild(store.url, "cli-overlap", "cli-overlap-1");
+  const second = syntheticBuild(store.url, "cli-overlap", "cli-overlap-2");
+  onTestFinished(() => {
+    first.close();
+    second.close();
+  });
+  first.lines(3);
+  await first.flush();
+  const logs = runLogs(
+    ["--json", "--build", "cli-overlap-1", "cli-overlap"],
+    relay.url,
+  );
+  await waitFor(
+    () => logs.output().stdout,
+    (text) => text.trimEnd().split("\n").length === 3,
+    { what: "the first build's 3 lines" },
+  );
+  second.lines(2);
+  await second.finish(0);
+
+  expect(await logs.exited).toBe(75);
+  const printed = logs
+    .output()
+    .stdout.trimEnd()
+    .split("\n")
+    .map((line) => (JSON.parse(line) as { buildId: string }).buildId);
+  expect(printed).toEqual(Array(3).fill("cli-overlap-1"));
+  expect(logs.output().stderr).toContain(
+    "a newer build of cli-overlap (cli-overlap-2) started while cli-overlap-1 ran",
+  );
 });
