@@ -63,7 +63,7 @@ export interface PublisherMetrics {
   queueMaxLinesSeen: number;
   /** Successful publish script calls. */
   publishCalls: number;
-  /** Failed publish script calls, each retried. */
+  /** Failed publish script calls, each retried (not those made before the first connection). */
   publishRetries: number;
   /** Round trip of a successful call: mean and worst. */
   publishLatencyMsAvg: number;

@@ -92,6 +92,8 @@ export class LogPublisher {
   private pumping = false;
   private inFlight: Batch | undefined;
   private wakeRetry: (() => void) | undefined;
+  /** The connection has been ready at least once since the build began. */
+  private everConnected = false;
   private idleWaiters: Array<() => void> = [];
 
   // Drops not yet announced by a drop notice.
@@ -395,6 +397,7 @@ export class LogPublisher {
     while (!this.closed) {
       const startedMs = performance.now();
       const wasReady = this.client.status === "ready";
+      if (wasReady) this.everConnected = true;
       try {
         const reply = await runPublishScript(this.client, batch.call);
         this.recordSuccess(batch, performance.now() - startedMs);
@@ -404,7 +407,9 @@ export class LogPublisher {
         if (this.closed) return false;
 
         attempt += 1;
-        this.counters.publishRetries += 1;
+        // A call made before the connection was ever up waits for it; it
+        // is no failure of a publish.
+        if (wasReady || this.everConnected) this.counters.publishRetries += 1;
         const err = new PublishError("publish script call failed", { cause });
         // A call refused while disconnected is the outage the connection's
         // own listeners report; a call failing on a live connection is news,

@@ -256,6 +256,8 @@ describe("log publisher", () => {
 
     expect(await log.flush(10_000)).toBe(0);
     expect(log.metrics.publishCalls).toBeLessThanOrEqual(12);
+    // The first call waits for the connection: no failure, no retry.
+    expect(log.metrics.publishRetries).toBe(0);
 
     const client = testClient(valkey.url);
     const history = await readHistory(client, "batches" as Slug, "b1");
