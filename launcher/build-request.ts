@@ -17,22 +17,31 @@ const noNul = (value: string) => !value.includes("\0");
 const gitUrl = z
   .string("gitUrl must be a string")
   .min(1, "gitUrl must not be empty")
-  .max(GIT_URL_MAX_LENGTH)
+  .max(
+    GIT_URL_MAX_LENGTH,
+    `gitUrl must be at most ${GIT_URL_MAX_LENGTH} characters`,
+  )
   .refine(noNul, "gitUrl must not hold a NUL")
   .refine((v) => !v.startsWith("-"), "gitUrl must not start with '-'");
 
 /** A branch, tag or commit: no spaces, and not an option to git. */
 const ref = z
-  .string()
-  .max(GIT_REF_MAX_LENGTH)
+  .string("ref must be a string")
+  .max(
+    GIT_REF_MAX_LENGTH,
+    `ref must be at most ${GIT_REF_MAX_LENGTH} characters`,
+  )
   .regex(/^[^-\s]\S*$/, "ref must be a branch, tag or commit without spaces")
   .refine(noNul, "ref must not hold a NUL");
 
 /** A path inside the repository: relative, and never climbing out of it. */
 const startDir = z
-  .string()
-  .min(1)
-  .max(START_DIR_MAX_LENGTH)
+  .string("startDir must be a string")
+  .min(1, "startDir must not be empty")
+  .max(
+    START_DIR_MAX_LENGTH,
+    `startDir must be at most ${START_DIR_MAX_LENGTH} characters`,
+  )
   .refine(noNul, "startDir must not hold a NUL")
   .refine(
     (v) => !v.startsWith("/") && !v.startsWith("\\") && !/^[A-Za-z]:/.test(v),
@@ -44,8 +53,11 @@ const startDir = z
   );
 
 const command = z
-  .string()
-  .max(COMMAND_MAX_LENGTH)
+  .string("commands must be strings")
+  .max(
+    COMMAND_MAX_LENGTH,
+    `commands must be at most ${COMMAND_MAX_LENGTH} characters`,
+  )
   .refine(noNul, "commands must not hold a NUL");
 
 export const buildRequestSchema = z.strictObject({

@@ -77,8 +77,12 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
 
 /** Fastify's own errors, by their code, as the launcher's. */
 const FASTIFY_ERRORS: Record<string, () => RequestError> = {
+  // Fastify's parser also refuses prototype keys, and says no more.
   FST_ERR_CTP_INVALID_JSON_BODY: () =>
-    new RequestError("LAUNCHER_ERR_BAD_JSON", "the body is not valid JSON"),
+    new RequestError(
+      "LAUNCHER_ERR_BAD_JSON",
+      "the body is not valid JSON, or holds a __proto__ or constructor.prototype key",
+    ),
   FST_ERR_CTP_EMPTY_JSON_BODY: () =>
     new RequestError("LAUNCHER_ERR_BAD_JSON", "the JSON body is empty"),
   FST_ERR_CTP_BODY_TOO_LARGE: () =>

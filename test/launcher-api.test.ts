@@ -106,6 +106,47 @@ describe("POST /projects/:slug/builds", () => {
     expect(answer.json.error.message).toContain("startDir");
   });
 
+  it.each([
+    [
+      "a gitUrl over 2,048 characters",
+      { gitUrl: "x".repeat(2049) },
+      "gitUrl: gitUrl must be at most 2048 characters",
+    ],
+    [
+      "an empty startDir",
+      { ...goodBody, startDir: "" },
+      "startDir: startDir must not be empty",
+    ],
+    ["a null ref", { ...goodBody, ref: null }, "ref: ref must be a string"],
+    [
+      "a command over 4,096 characters",
+      { ...goodBody, buildCommand: "x".repeat(4097) },
+      "buildCommand: commands must be at most 4096 characters",
+    ],
+  ])("says what is wrong with %s", async (_name, body, message) => {
+    const answer = await launcher.request("POST", "/projects/app/builds", body);
+
+    expect(answer.status).toBe(400);
+    expect(answer.json.error).toEqual({
+      code: "LAUNCHER_ERR_BAD_REQUEST",
+      message,
+    });
+    await expectNothingStarted();
+  });
+
+  it("names prototype keys among the reasons for LAUNCHER_ERR_BAD_JSON", async () => {
+    const answer = await launcher.request(
+      "POST",
+      "/projects/app/builds",
+      '{"gitUrl": "x", "__proto__": {"a": 1}}',
+    );
+
+    expect(answer.status).toBe(400);
+    expect(answer.json.error.code).toBe("LAUNCHER_ERR_BAD_JSON");
+    expect(answer.json.error.message).toContain("__proto__");
+    await expectNothingStarted();
+  });
+
   it("rejects a request without a body with LAUNCHER_ERR_BAD_REQUEST", async () => {
     const answer = await launcher.request("POST", "/projects/app/builds");
 
