@@ -72,6 +72,12 @@ export type BuildRequest = z.infer<typeof buildRequestSchema>;
 
 /** Reads a body; throws RequestError `LAUNCHER_ERR_BAD_REQUEST`. */
 export function parseBuildRequest(body: unknown): BuildRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new RequestError(
+      "LAUNCHER_ERR_BAD_REQUEST",
+      "the body must be a JSON object, at least { gitUrl }",
+    );
+  }
   const result = buildRequestSchema.safeParse(body);
   if (result.success) return result.data;
 

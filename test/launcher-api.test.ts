@@ -151,7 +151,10 @@ describe("POST /projects/:slug/builds", () => {
     const answer = await launcher.request("POST", "/projects/app/builds");
 
     expect(answer.status).toBe(400);
-    expect(answer.json.error.code).toBe("LAUNCHER_ERR_BAD_REQUEST");
+    expect(answer.json.error).toEqual({
+      code: "LAUNCHER_ERR_BAD_REQUEST",
+      message: "the body must be a JSON object, at least { gitUrl }",
+    });
     await expectNothingStarted();
   });
 
