@@ -136,6 +136,8 @@ export class LogFollower extends EventEmitter<LogFollowerEvents> {
     if (event.channel !== this.channel) return;
 
     for (const message of event.messages) {
+      // A listener may close the follower part way through a batch.
+      if (this.closed) return;
       if (message.buildId !== this.currentBuild) {
         this.currentBuild = message.buildId;
         this.seq = 0;

@@ -139,6 +139,10 @@ it("says when it waits, and stops with 75 rather than print another build as the
     .split("\n")
     .map((line) => (JSON.parse(line) as { buildId: string }).buildId);
   expect(printed).toEqual(Array(3).fill("cli-overlap-1"));
+  // Said once, though the batch that showed it held more of the new build.
+  expect(logs.output().stderr.match(/a newer build of/g)).toEqual([
+    "a newer build of",
+  ]);
   expect(logs.output().stderr).toContain(
     "a newer build of cli-overlap (cli-overlap-2) started while cli-overlap-1 ran",
   );
