@@ -409,7 +409,7 @@ export class LogPublisher {
         attempt += 1;
         // A call made before the connection was ever up waits for it; it
         // is no failure of a publish.
-        if (wasReady || this.everConnected) this.counters.publishRetries += 1;
+        if (this.everConnected) this.counters.publishRetries += 1;
         const err = new PublishError("publish script call failed", { cause });
         // A call refused while disconnected is the outage the connection's
         // own listeners report; a call failing on a live connection is news,

@@ -44,17 +44,14 @@ export class ReadReceipts {
     clearInterval(this.timer);
   }
 
-  /** Pings the viewers of every channel that moved since the last round; returns how many channels. */
-  send(): number {
-    let channels = 0;
+  /** Pings the viewers of every channel that moved since the last round. */
+  private send(): void {
     for (const [slug, feed] of this.feeds) {
       const delivered = feed.delivered;
       const moved = this.seen.get(feed) !== delivered;
       this.seen.set(feed, delivered);
       if (!moved && feed.catchingUp === 0) continue;
       this.rooms.ping(channelName(slug));
-      channels += 1;
     }
-    return channels;
   }
 }

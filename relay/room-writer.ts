@@ -14,18 +14,14 @@ import type { Socket } from "socket.io";
 
 /** Socket.IO's separator between a namespace and a room in a topic name. */
 const TOPIC_SEPARATOR = "\x1f";
-/** Engine.IO's packet type of a message. */
+/** Engine.IO's packet types of a message and of a ping. */
 const ENGINE_MESSAGE = "4";
+const ENGINE_PING = "2";
 
 export class RoomWriter {
   private readonly polling = new Set<Socket>();
 
   constructor(private readonly app: TemplatedApp) {}
-
-  /** Viewers connected on long-polling, until they upgrade or leave. */
-  get pollingViewers(): number {
-    return this.polling.size;
-  }
 
   /**
    * Watches a new connection. Socket.IO subscribes a socket to its rooms'
@@ -62,9 +58,6 @@ export class RoomWriter {
     this.app.publish(topicOf(room), ENGINE_PING, false);
   }
 }
-
-/** Engine.IO's ping packet. */
-const ENGINE_PING = "2";
 
 /** The uWebSockets.js topic of a room of the main namespace. */
 export function topicOf(room: string): string {

@@ -24,9 +24,10 @@ const NO_AUTH: Record<string, unknown> = Object.freeze({});
  * payload (which may carry an access token). Whatever needs one of those
  * reads it before this, in a middleware or at the start of the
  * `connection` handler. The handshake's `time`, a date string that
- * `issued` holds as a number too, becomes empty. Socket.IO builds the handshake of a later
- * namespace connection on the same Engine.IO connection from the request,
- * so that one has no headers, no query and no url.
+ * `issued` holds as a number too, becomes empty. Socket.IO builds the
+ * handshake of a later namespace connection on the same Engine.IO
+ * connection from the request, so that one has no headers, no query and
+ * no url.
  */
 export function slimConnection(socket: Socket): void {
   leaveOwnRoom(socket);

@@ -204,20 +204,13 @@ export class ViewerGateway {
  */
 function sharedListeners(gateway: ViewerGateway) {
   return {
-    subscribe(this: Socket, raw: unknown, ack?: unknown): void {
-      // Asked with an acknowledgement and nothing else: Socket.IO hands
-      // the callback over as the first argument.
-      if (typeof raw === "function" && ack === undefined) {
-        gateway.onSubscribe(this, undefined, raw);
-      } else {
-        gateway.onSubscribe(this, raw, ack);
-      }
+    subscribe(this: Socket, ...args: unknown[]): void {
+      const [raw, ack] = requestAndAck(args);
+      gateway.onSubscribe(this, raw, ack);
     },
-    unsubscribe(this: Socket, raw: unknown, ack?: unknown): void {
-      const reply = typeof raw === "function" ? raw : ack;
-      const slug = parseChannelName(
-        typeof raw === "function" ? undefined : raw,
-      );
+    unsubscribe(this: Socket, ...args: unknown[]): void {
+      const [raw, reply] = requestAndAck(args);
+      const slug = parseChannelName(raw);
       if (slug !== undefined) gateway.leave(this, slug);
       if (typeof reply !== "function") return;
       const answer: UnsubscribeAck =
@@ -242,4 +235,16 @@ function sharedListeners(gateway: ViewerGateway) {
       gateway.left(this, reason);
     },
   };
+}
+
+/**
+ * An event's request and acknowledgement. Asked with an acknowledgement
+ * and nothing else, Socket.IO hands the callback over as the first
+ * argument.
+ */
+function requestAndAck(args: unknown[]): [unknown, unknown] {
+  const [first, second] = args;
+  return typeof first === "function" && second === undefined
+    ? [undefined, first]
+    : [first, second];
 }
