@@ -44,6 +44,8 @@ export interface ResumePoint {
 export class DeliveryTracker {
   private readonly builds = new Map<string, BuildProgress>();
   private latest: string | undefined;
+  /** The progress of `latest`: nearly every line is of the build before it. */
+  private latestBuild: BuildProgress | undefined;
   private readonly counts: DeliveryCounts = {
     delivered: 0,
     lost: 0,
@@ -128,12 +130,16 @@ export class DeliveryTracker {
   }
 
   private progress(buildId: string): BuildProgress {
+    if (buildId === this.latest && this.latestBuild !== undefined) {
+      return this.latestBuild;
+    }
     let build = this.builds.get(buildId);
     if (!build) {
       build = { lastSeq: 0, finished: false };
       this.builds.set(buildId, build);
     }
     this.latest = buildId;
+    this.latestBuild = build;
     return build;
   }
 }

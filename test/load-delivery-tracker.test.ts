@@ -24,6 +24,26 @@ describe("delivery tracker", () => {
     });
   });
 
+  it("keeps each build's place when lines of two builds interleave", () => {
+    const tracker = new DeliveryTracker();
+    expect(tracker.seq("a", 1)).toBe("next");
+    expect(tracker.seq("b", 1)).toBe("next");
+    expect(tracker.seq("a", 2)).toBe("next");
+    expect(tracker.seq("a", 2)).toBe("duplicate");
+    expect(tracker.seq("b", 3)).toBe("skipped");
+    expect(tracker.seq("a", 3)).toBe("next");
+
+    expect(tracker.lastSeq("a")).toBe(3);
+    expect(tracker.lastSeq("b")).toBe(3);
+    expect(tracker.resumePoint()).toEqual({ buildId: "a", lastSeq: 3 });
+    expect(tracker.settle({ a: 3, b: 4 })).toMatchObject({
+      delivered: 5,
+      lost: 1,
+      undelivered: 1,
+      duplicates: 1,
+    });
+  });
+
   it("counts a gap notice's range as lost", () => {
     const tracker = new DeliveryTracker();
     tracker.seq("b", 1);

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { lineMessage } from "../builder/build-messages.ts";
 import { createLineSource } from "../examples/log-generator/log-lines.mjs";
 import {
-  scanLogFrame,
+  LogFrameScanner,
   type MessageVisitor,
 } from "../load-tests/bench/log-frame-scanner.ts";
 import { encodeEvent } from "../load-tests/socketio-framing.ts";
@@ -45,12 +45,17 @@ function payloads(count: number, texts: string[] = []): string[] {
   return [...lines, status];
 }
 
-function scan(frame: string, start: number, escaped: boolean) {
+function scan(
+  frame: string,
+  start: number,
+  escaped: boolean,
+  scanner = new LogFrameScanner(),
+) {
   const seen: Array<[string, number, number, boolean]> = [];
   const visit: MessageVisitor = (id, seq, ts, status) => {
     seen.push([id, seq, ts, status]);
   };
-  const known = scanLogFrame(
+  const known = scanner.scan(
     Buffer.from(frame).toString("latin1"),
     start,
     escaped,
@@ -94,6 +99,36 @@ describe("log frame scanner", () => {
       const { known, seen } = scan(frame, 14, true);
       expect(known).toBe(true);
       expect(seen).toEqual(expected([payload]));
+    }
+  });
+
+  it("reads each message's own build id when ids change, one scanner for many frames", () => {
+    const scanner = new LogFrameScanner();
+    // Ids that share a start with the one read before: the scanner's
+    // remembered id must not be taken for a longer or shorter one.
+    const ids = ["b-7f3a", "b-7f3ab", "b-7f3", "b-7f3", "", "b-7f3a"];
+    const messages = ids.map((buildId, i) =>
+      JSON.stringify(
+        lineMessage({
+          log: `line ${i}`,
+          buildId: buildId as BuildId,
+          seq: i + 1,
+          ts: 1_700_000_000_000 + i,
+          stream: "stdout",
+        }),
+      ),
+    );
+    const batch = `42["logs",{"channel":"logs:a","messages":[${messages.join(",")}]}]`;
+
+    for (let round = 0; round < 2; round++) {
+      const { known, seen } = scan(batch, 10, false, scanner);
+      expect(known).toBe(true);
+      expect(seen.map(([id]) => id)).toEqual(ids);
+      expect(seen).toEqual(expected(messages));
+    }
+    for (const message of messages) {
+      const frame = encodeEvent("message", [message]);
+      expect(scan(frame, 14, true, scanner).seen).toEqual(expected([message]));
     }
   });
 

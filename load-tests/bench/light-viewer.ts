@@ -25,7 +25,7 @@ import {
   websocketUrl,
 } from "../socketio-framing.ts";
 import type { LatencyHistogram } from "./latency-histogram.ts";
-import { scanLogFrame } from "./log-frame-scanner.ts";
+import { LogFrameScanner } from "./log-frame-scanner.ts";
 
 export type ViewerForm = "string" | "structured";
 
@@ -68,6 +68,8 @@ const RECONNECT_DELAY_MS = 1000;
 
 export class LightViewer {
   readonly tracker = new DeliveryTracker();
+  private readonly scanner = new LogFrameScanner();
+  private readonly seen = new SeenMessages();
   readonly startedAtMs = Date.now();
   readyAtMs: number | undefined;
   private socket: WebSocket | undefined;
@@ -198,15 +200,14 @@ export class LightViewer {
   ): void {
     const now = Date.now();
     const text = data.toString("latin1");
-    const seen: Array<[string, number, number, boolean]> = [];
-    const known = scanLogFrame(text, start, escaped, (id, seq, ts, status) => {
-      seen.push([id, seq, ts, status]);
-    });
+    const seen = this.seen;
+    seen.count = 0;
+    const known = this.scanner.scan(text, start, escaped, seen.add);
 
     if (known) {
-      for (const [id, seq, ts, status] of seen) {
-        this.tracker.seq(id, seq, status);
-        this.latency.record(now - ts);
+      for (let i = 0; i < seen.count; i++) {
+        this.tracker.seq(seen.ids[i]!, seen.seqs[i]!, seen.statuses[i]);
+        this.latency.record(now - seen.stamps[i]!);
       }
       return;
     }
@@ -248,4 +249,30 @@ export class LightViewer {
     this.readyAtMs = Date.now();
     this.hooks.ready(this);
   }
+}
+
+/**
+ * What the scanner read of one frame, held until the whole frame is known
+ * to be readable. The arrays are kept from frame to frame: a viewer reads
+ * millions of messages, and a tuple for each one was garbage to collect.
+ */
+class SeenMessages {
+  count = 0;
+  readonly ids: string[] = [];
+  readonly seqs: number[] = [];
+  readonly stamps: number[] = [];
+  readonly statuses: boolean[] = [];
+
+  readonly add = (
+    buildId: string,
+    seq: number,
+    ts: number,
+    isStatus: boolean,
+  ): void => {
+    const i = this.count++;
+    this.ids[i] = buildId;
+    this.seqs[i] = seq;
+    this.stamps[i] = ts;
+    this.statuses[i] = isStatus;
+  };
 }

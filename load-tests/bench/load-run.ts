@@ -28,6 +28,8 @@ const RELAY_SERIES = [
   "relay_lines_received_total",
   "relay_connected_clients",
   "relay_disconnects_total",
+  "relay_viewers_held_back_total",
+  "relay_caught_up_lines_total",
 ];
 
 export interface RunOptions {
@@ -144,6 +146,8 @@ async function measure(
   const delivered = report.counts.delivered;
   const windowMs = Math.max(1, report.lastFrameMs - published.startedAtMs);
   const cpuSeconds = after.process.cpuSeconds - before.process.cpuSeconds;
+  const relayDelta = (name: string): number =>
+    after.relay[name]! - before.relay[name]!;
   const crossChecks =
     contender.system === "ours"
       ? relayCrossChecks(before.relay, after.relay, {
@@ -179,6 +183,12 @@ async function measure(
     gapNotices: report.counts.gapNotices,
     disconnected: report.disconnected,
     reconnects: report.reconnects,
+    ...(contender.system === "ours"
+      ? {
+          heldBack: relayDelta("relay_viewers_held_back_total"),
+          caughtUpLines: relayDelta("relay_caught_up_lines_total"),
+        }
+      : {}),
     viewersComplete,
     serverCpuSeconds: cpuSeconds,
     viewerCpuSeconds: after.viewers.cpuSeconds - before.viewers.cpuSeconds,

@@ -64,6 +64,12 @@ export interface LoadResult extends RunBase {
    * closes a viewer that falls too far behind; it resumes).
    */
   reconnects: number;
+  /**
+   * Ours only: times a relay moved a viewer that fell behind to catch-up,
+   * and the line deliveries it made from there (relay/channel-feed.ts).
+   */
+  heldBack?: number;
+  caughtUpLines?: number;
   /** Viewers that got every line by the end of the drain. */
   viewersComplete: number;
   serverCpuSeconds: number;
