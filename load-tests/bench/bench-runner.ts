@@ -168,6 +168,7 @@ function failedRun(
       return {
         ...base,
         kind: "load",
+        measures: scenario.measures,
         builds: scenario.builds,
         durationMs: scenario.durationMs,
         linesPublished: 0,

@@ -161,6 +161,7 @@ async function measure(
   return {
     kind: "load",
     scenario: scenario.name,
+    measures: scenario.measures,
     contender: contender.name,
     system: contender.system,
     form: contender.form,

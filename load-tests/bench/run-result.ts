@@ -38,6 +38,8 @@ interface RunBase {
 
 export interface LoadResult extends RunBase {
   kind: "load";
+  /** The scenario's purpose (bench-scenarios.ts). */
+  measures: "throughput" | "latency";
   builds: number;
   durationMs: number;
   linesPublished: number;
