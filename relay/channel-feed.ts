@@ -50,7 +50,7 @@ import {
 } from "./line-batcher.ts";
 import {
   RecentLines,
-  type CatchUpBudget,
+  type MemoryBudget,
   type RecentItem,
 } from "./recent-lines.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
@@ -112,7 +112,10 @@ export interface FollowStart {
 
 export interface FeedPacing {
   backlog: ViewerBacklog;
-  budget: CatchUpBudget;
+  /** Recent lines kept for held-back viewers. */
+  budget: MemoryBudget;
+  /** Lines waiting in feeds' queues for their turn to be delivered. */
+  queued: MemoryBudget;
   rooms: RoomWriter;
 }
 
@@ -155,6 +158,8 @@ export class ChannelFeed {
   /** Entries waiting for delivery, from `queueHead` on. */
   private queue: BatchEntry[] = [];
   private queueHead = 0;
+  /** Payload bytes of the queue from `queueHead` on. */
+  private queuedBytes = 0;
   /** Bytes written to the channel's rooms since its last read receipt. */
   private unreceipted = 0;
   private tail: { buildId: BuildId; seq: Seq } | undefined;
@@ -185,6 +190,10 @@ export class ChannelFeed {
 
   close(): void {
     this.closed = true;
+    this.pacing.queued.used -= this.queuedBytes;
+    this.queuedBytes = 0;
+    this.queue = [];
+    this.queueHead = 0;
     this.parked.clear();
     this.following.clear();
     this.heldBack.clear();
@@ -206,9 +215,16 @@ export class ChannelFeed {
   /** A batch from the owner (this node's or another's). */
   receive(batch: RelayBatch): void {
     if (this.closed) return;
-    for (const entry of batch.entries) this.queue.push(entry);
+    let bytes = 0;
+    for (const entry of batch.entries) {
+      this.queue.push(entry);
+      bytes += entry.payload.length;
+    }
+    this.queuedBytes += bytes;
+    this.pacing.queued.used += bytes;
     if (batch.tail) this.tail = batch.tail;
     this.pump();
+    if (this.pacing.queued.used > this.pacing.queued.limitBytes) this.shed();
   }
 
   /**
@@ -431,7 +447,57 @@ export class ChannelFeed {
     );
   }
 
+  /**
+   * The node's waiting lines passed their budget (the feed cannot deliver
+   * as fast as lines come): keep only the newest waiting entry of each
+   * build. When the feed reaches it, it reads the lines before it from
+   * history, as after any gap, so nothing is lost and memory stays
+   * bounded; history's reads are paged. Entries without a seq cannot be
+   * read back and stay.
+   */
+  private shed(): void {
+    const newest = new Map<BuildId, Seq>();
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const { buildId, seq } = this.queue[i]!;
+      if (buildId === undefined || seq === undefined) continue;
+      if (seq > (newest.get(buildId) ?? 0)) newest.set(buildId, seq);
+    }
+
+    const kept: BatchEntry[] = [];
+    let keptBytes = 0;
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const entry = this.queue[i]!;
+      const { buildId, seq } = entry;
+      if (buildId !== undefined && seq !== undefined) {
+        if (newest.get(buildId) !== seq) continue;
+        newest.delete(buildId);
+      }
+      kept.push(entry);
+      keptBytes += entry.payload.length;
+    }
+
+    const dropped = this.queue.length - this.queueHead - kept.length;
+    if (dropped === 0) return;
+    this.metrics.shedLines.inc(dropped);
+    this.logger.warn(
+      {
+        slug: this.slug,
+        lines: dropped,
+        bytes: this.queuedBytes - keptBytes,
+        budgetBytes: this.pacing.queued.limitBytes,
+      },
+      "lines waiting for delivery passed the node's budget; they will be read back from history",
+    );
+    this.pacing.queued.used -= this.queuedBytes - keptBytes;
+    this.queuedBytes = keptBytes;
+    this.queue = kept;
+    this.queueHead = 0;
+  }
+
   private dequeue(): void {
+    const bytes = this.queue[this.queueHead]!.payload.length;
+    this.queuedBytes -= bytes;
+    this.pacing.queued.used -= bytes;
     this.queueHead += 1;
     // Drop the delivered front now and then, not on every entry.
     if (this.queueHead >= 4096 && this.queueHead * 2 >= this.queue.length) {

@@ -19,6 +19,7 @@
  * | `PING_INTERVAL_MS` | 25000 | how often Engine.IO pings each viewer |
  * | `PING_TIMEOUT_MS` | 20000 | how long a ping may go unanswered by a viewer that reads nothing |
  * | `CATCH_UP_BUFFER_BYTES` | 268435456 | recent lines the node keeps for held-back viewers, all channels together |
+ * | `FEED_QUEUE_BYTES` | 67108864 | lines waiting for delivery, all channels together; past it a feed reads them back from history |
  * | `SLOW_VIEWER_CHECK_INTERVAL_MS` | 250 | how often viewers' buffers are checked |
  * | `CORS_ORIGIN` | `*` | origins allowed for HTTP long-polling |
  * | `VALKEY_CONNECT_TIMEOUT_MS` | 10000 | how long start-up waits for Valkey before giving up |
@@ -58,6 +59,7 @@ export interface RelayOptions {
   slowViewerMaxPackets: number;
   slowViewerCheckIntervalMs: number;
   catchUpBufferBytes: number;
+  feedQueueBytes: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   corsOrigin: string;
@@ -90,6 +92,9 @@ const schema = z.object({
   PING_TIMEOUT_MS: intVar(1000, 600_000).default(20_000),
   CATCH_UP_BUFFER_BYTES: intVar(64 * 1024, 16 * 1024 * 1024 * 1024).default(
     256 * 1024 * 1024,
+  ),
+  FEED_QUEUE_BYTES: intVar(64 * 1024, 16 * 1024 * 1024 * 1024).default(
+    64 * 1024 * 1024,
   ),
   CORS_ORIGIN: z.string().default("*"),
   VALKEY_CONNECT_TIMEOUT_MS: intVar(100, 600_000).default(10_000),
@@ -137,6 +142,7 @@ export function readRelayConfig(env: Env = process.env): RelayOptions {
     slowViewerMaxPackets: vars.SLOW_VIEWER_MAX_PACKETS,
     slowViewerCheckIntervalMs: vars.SLOW_VIEWER_CHECK_INTERVAL_MS,
     catchUpBufferBytes: vars.CATCH_UP_BUFFER_BYTES,
+    feedQueueBytes: vars.FEED_QUEUE_BYTES,
     pingIntervalMs: vars.PING_INTERVAL_MS,
     pingTimeoutMs: vars.PING_TIMEOUT_MS,
     corsOrigin: vars.CORS_ORIGIN,
@@ -174,6 +180,10 @@ Serves live build logs over Socket.IO. Configured by environment variables:
   CATCH_UP_BUFFER_BYTES    recent lines kept for held-back viewers, all
                            channels together (default 268435456); a viewer
                            further behind is disconnected
+  FEED_QUEUE_BYTES         lines waiting for delivery, all channels together
+                           (default 67108864); past it, a channel's waiting
+                           lines are read back from history when their turn
+                           comes
   SLOW_VIEWER_CHECK_INTERVAL_MS  how often buffers are checked (default 250)
   CORS_ORIGIN              origins allowed for long-polling (default *)
   VALKEY_CONNECT_TIMEOUT_MS  start-up wait for Valkey (default 10000)

@@ -19,7 +19,7 @@ export interface RecentItem {
 }
 
 /** Bytes held across all feeds of a node, against one limit. */
-export class CatchUpBudget {
+export class MemoryBudget {
   used = 0;
 
   constructor(readonly limitBytes: number) {}
@@ -36,7 +36,7 @@ export class RecentLines {
   private startPosition = 0;
   private bytes = 0;
 
-  constructor(private readonly budget: CatchUpBudget) {}
+  constructor(private readonly budget: MemoryBudget) {}
 
   /** Position of the oldest item kept. */
   get start(): number {

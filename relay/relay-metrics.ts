@@ -19,6 +19,7 @@ export interface RelayGaugeSources {
   channelsOwned(): number;
   viewersCatchingUp(): number;
   catchUpBufferBytes(): number;
+  feedQueueBytes(): number;
 }
 
 export class RelayMetrics {
@@ -124,6 +125,12 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly shedLines = new Counter({
+    name: "relay_feed_shed_lines_total",
+    help: "Lines dropped from a feed's delivery queue when the node's FEED_QUEUE_BYTES ran out; each is read back from history in its turn",
+    registers: [this.registry],
+  });
+
   readonly supersededLines = new Counter({
     name: "relay_superseded_lines_total",
     help: "Lines of a build that arrived after a newer build of the slug had started; not delivered live",
@@ -178,6 +185,15 @@ export class RelayMetrics {
       registers: [this.registry],
       collect() {
         this.set(sources.catchUpBufferBytes());
+      },
+    });
+
+    new Gauge({
+      name: "relay_feed_queue_bytes",
+      help: "Payload bytes of lines waiting in feeds for their turn to be delivered",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.feedQueueBytes());
       },
     });
 

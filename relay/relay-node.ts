@@ -23,7 +23,7 @@ import { RelayError, RelayErrorCode } from "./errors.ts";
 import { HistoryReader } from "./history-reader.ts";
 import { mountHttpRoutes } from "./http-routes.ts";
 import { guardPollingBodies } from "./polling-body-guard.ts";
-import { CatchUpBudget } from "./recent-lines.ts";
+import { MemoryBudget } from "./recent-lines.ts";
 import { RelayMetrics, type ValkeyConnectionName } from "./relay-metrics.ts";
 import { SlowViewerGuard } from "./slow-viewer-guard.ts";
 import { slimConnection } from "./slim-connection.ts";
@@ -59,7 +59,8 @@ export class RelayNode {
     this.app = uWS.App();
     this.pacing = {
       backlog: new ViewerBacklog(options),
-      budget: new CatchUpBudget(options.catchUpBufferBytes),
+      budget: new MemoryBudget(options.catchUpBufferBytes),
+      queued: new MemoryBudget(options.feedQueueBytes),
       rooms: new RoomWriter(this.app),
     };
     const valkey = {
@@ -95,6 +96,7 @@ export class RelayNode {
         return count;
       },
       catchUpBufferBytes: () => this.pacing.budget.used,
+      feedQueueBytes: () => this.pacing.queued.used,
     });
     this.watchValkey();
     this.history = new HistoryReader(this.clients.commands);

@@ -3,7 +3,7 @@
  * by bytes, and one byte budget shared by every feed of a node.
  */
 import { describe, expect, it } from "vitest";
-import { CatchUpBudget, RecentLines } from "../relay/recent-lines.ts";
+import { MemoryBudget, RecentLines } from "../relay/recent-lines.ts";
 
 const item = (payload: string) => ({ payload, message: undefined });
 const payloads = (items: Array<{ payload: string }>) =>
@@ -11,7 +11,7 @@ const payloads = (items: Array<{ payload: string }>) =>
 
 describe("RecentLines", () => {
   it("keeps positions across appends, trims and a reset", () => {
-    const recent = new RecentLines(new CatchUpBudget(1 << 20));
+    const recent = new RecentLines(new MemoryBudget(1 << 20));
     recent.reset(40);
     for (let i = 40; i < 50; i++) recent.append(item(`p${i}`));
     expect([recent.start, recent.end]).toEqual([40, 50]);
@@ -31,7 +31,7 @@ describe("RecentLines", () => {
   });
 
   it("ends a page once its bytes reach the limit, with at least one item", () => {
-    const recent = new RecentLines(new CatchUpBudget(1 << 20));
+    const recent = new RecentLines(new MemoryBudget(1 << 20));
     recent.reset(0);
     for (let i = 0; i < 10; i++) recent.append(item("x".repeat(100)));
     expect(recent.slice(0, 10, 250)).toHaveLength(3);
@@ -40,7 +40,7 @@ describe("RecentLines", () => {
   });
 
   it("shares one budget: the feed that goes over it drops its own oldest", () => {
-    const budget = new CatchUpBudget(3000);
+    const budget = new MemoryBudget(3000);
     const a = new RecentLines(budget);
     const b = new RecentLines(budget);
     a.reset(0);
@@ -60,7 +60,7 @@ describe("RecentLines", () => {
   });
 
   it("keeps slicing right after compacting a long-trimmed front", () => {
-    const recent = new RecentLines(new CatchUpBudget(1 << 30));
+    const recent = new RecentLines(new MemoryBudget(1 << 30));
     recent.reset(0);
     for (let i = 0; i < 5000; i++) recent.append(item(String(i)));
     recent.trimTo(3000);

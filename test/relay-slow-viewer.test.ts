@@ -357,3 +357,45 @@ it("delivers a burst in slices, in order and whole, to every viewer", async () =
   expect(counter(metrics, "relay_delivery_yields_total")).toBeGreaterThan(0);
   expect(metrics).not.toMatch(/relay_disconnects_total\{/);
 });
+
+it("reads lines back from history when those waiting for delivery pass the node's budget", async () => {
+  const relay = await startRelay(store.url, {
+    FEED_QUEUE_BYTES: String(64 * 1024),
+  });
+  const slug = "queue-budget";
+  const websocket = { transports: ["websocket"] };
+  const viewers = Array.from({ length: 20 }, () =>
+    connectStringViewer(relay.url, websocket),
+  );
+  for (const viewer of viewers) viewer.socket.emit("subscribe", `logs:${slug}`);
+  const structured = recordFollower({
+    url: relay.url,
+    slug,
+    socketOptions: websocket,
+  });
+  await Promise.all([
+    structured.subscribed,
+    ...viewers.map((viewer) => viewer.waitForMessages(1)),
+  ]);
+
+  // Each slice carries about 400 of these lines to 21 viewers, and the
+  // owner's batches bring up to 500: what waits passes 64 KiB at once.
+  await publishWide(store.url, slug, "queued-build", 3000);
+  await structured.finished;
+  await Promise.all(
+    viewers.map((viewer) => viewer.waitForMessages(1 + 3001, 60_000)),
+  );
+
+  for (const viewer of viewers) {
+    expect(payloadSeqs(viewer.messages)).toEqual(oneTo(3001));
+  }
+  expect(structured.seen).toEqual(seqRange("queued-build", 3001));
+  const metrics = await scrape(relay.url);
+  const shed = counter(metrics, "relay_feed_shed_lines_total");
+  expect(shed).toBeGreaterThan(0);
+  expect(counter(metrics, "relay_replayed_lines_total")).toBeGreaterThanOrEqual(
+    shed,
+  );
+  expect(counter(metrics, "relay_feed_queue_bytes")).toBe(0);
+  expect(metrics).not.toMatch(/relay_disconnects_total\{/);
+});
