@@ -153,7 +153,8 @@ export class ChannelFeed {
   readonly channel: ChannelName;
   private buildId: BuildId | undefined;
   private lastSeq: Seq = 0;
-  private readonly finishedBuilds = new Set<BuildId>();
+  /** Builds the feed moved past, and the last seq delivered of each. */
+  private readonly earlierBuilds = new Map<BuildId, Seq>();
   private readonly supersededBuilds = new Set<BuildId>();
   /** Entries waiting for delivery, from `queueHead` on. */
   private queue: BatchEntry[] = [];
@@ -368,9 +369,9 @@ export class ChannelFeed {
         continue;
       }
       if (entry.buildId !== this.buildId) {
-        if (this.finishedBuilds.has(entry.buildId)) {
+        if (this.earlierBuilds.has(entry.buildId)) {
           this.dequeue();
-          this.supersede(entry.buildId);
+          this.supersede(entry.buildId, entry.seq, entry.payload);
           continue;
         }
         this.startBuild(entry.buildId);
@@ -409,7 +410,7 @@ export class ChannelFeed {
       this.tail = undefined;
       if (
         tail.buildId !== this.buildId &&
-        !this.finishedBuilds.has(tail.buildId)
+        !this.earlierBuilds.has(tail.buildId)
       ) {
         this.startBuild(tail.buildId);
       }
@@ -433,17 +434,22 @@ export class ChannelFeed {
 
   /**
    * A line of a build the feed has moved past: a newer build of the slug
-   * started while this one still ran. The feed follows one build at a
-   * time, so the line reaches viewers only from history; counted, and
-   * said once per build.
+   * started while this one still ran. String-form viewers get it live, as
+   * the single server did, each seq once; the feed's structured delivery
+   * and catch-up follow one build at a time, so structured viewers get it
+   * from history (asking for that build). Counted, and said once per build.
    */
-  private supersede(buildId: BuildId): void {
+  private supersede(buildId: BuildId, seq: Seq, payload: string): void {
+    if (seq <= this.earlierBuilds.get(buildId)!) return;
+    this.earlierBuilds.set(buildId, seq);
     this.metrics.supersededLines.inc();
+    this.deliverToStringViewers(payload);
+
     if (this.supersededBuilds.has(buildId)) return;
     this.supersededBuilds.add(buildId);
     this.logger.warn(
       { slug: this.slug, buildId, current: this.buildId },
-      "lines of an earlier build after a newer one started; live viewers do not get them",
+      "lines of an earlier build after a newer one started; only string-form viewers get them live",
     );
   }
 
@@ -541,7 +547,9 @@ export class ChannelFeed {
   }
 
   private startBuild(buildId: BuildId): void {
-    if (this.buildId !== undefined) this.finishedBuilds.add(this.buildId);
+    if (this.buildId !== undefined) {
+      this.earlierBuilds.set(this.buildId, this.lastSeq);
+    }
     this.buildId = buildId;
     this.lastSeq = 0;
 
@@ -641,14 +649,22 @@ export class ChannelFeed {
   /** A payload without seq (not from our builder): passed on as it is. */
   private deliverForeign(entry: BatchEntry): void {
     this.metrics.malformedPayloads.inc();
-    this.remember({ payload: entry.payload, message: undefined });
+    this.deliverToStringViewers(entry.payload);
+  }
+
+  /**
+   * A payload outside the current build's sequence, for string-form
+   * viewers only: published as it is, and kept for held-back ones.
+   */
+  private deliverToStringViewers(payload: string): void {
+    this.remember({ payload, message: undefined });
     const room = linesRoom(this.slug);
     const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
     if (viewers === 0) return;
-    this.pacing.rooms.publish(
-      room,
-      this.encodeEvent(MESSAGE_EVENT, entry.payload),
-    );
+    const packet = this.encodeEvent(MESSAGE_EVENT, payload);
+    this.pacing.rooms.publish(room, packet);
+    this.wrote(packet.length);
+    this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT });
     this.metrics.linesDelivered.inc(viewers);
   }
 

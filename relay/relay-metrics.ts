@@ -133,7 +133,7 @@ export class RelayMetrics {
 
   readonly supersededLines = new Counter({
     name: "relay_superseded_lines_total",
-    help: "Lines of a build that arrived after a newer build of the slug had started; not delivered live",
+    help: "Lines of a build that arrived after a newer build of the slug had started; live to string-form viewers only",
     registers: [this.registry],
   });
 

@@ -1,7 +1,8 @@
 /**
  * A feed follows one build of a slug at a time. Lines of an earlier build
- * that arrive after a newer build started are not delivered live; they
- * are counted and stay in history, where asking for that build finds them.
+ * that arrive after a newer build started reach string-form viewers live,
+ * interleaved as the single server sent them, and structured viewers only
+ * from history, where asking for that build finds them; they are counted.
  */
 import { expect, it, onTestFinished } from "vitest";
 import { recordFollower, seqRange } from "./support/follower.ts";
@@ -14,7 +15,7 @@ import { useValkey } from "./support/valkey-fixture.ts";
 
 const store = useValkey();
 
-it("counts an earlier build's lines that come after a newer build started, and keeps them in history", async () => {
+it("sends an earlier build's lines that come after a newer build started to string-form viewers, and keeps them in history", async () => {
   const relay = await startRelay(store.url);
   const slug = "overlap";
   const viewer = connectStringViewer(relay.url);
@@ -35,6 +36,7 @@ it("counts an earlier build's lines that come after a newer build started, and k
   await viewer.waitForMessages(1 + 5 + 3);
   first.lines(2);
   await first.finish(3);
+  await viewer.waitForMessages(1 + 5 + 3 + 3);
 
   const metrics = await waitFor(
     () => scrapeMetrics(relay.url),
@@ -42,9 +44,13 @@ it("counts an earlier build's lines that come after a newer build started, and k
     { what: "the first build's 2 lines and status counted" },
   );
   expect(sampleValue(metrics, "relay_superseded_lines_total")).toBe(3);
-  expect(viewer.messages.slice(1).map((m) => JSON.parse(m).buildId)).toEqual([
-    ...Array(5).fill("overlap-1"),
-    ...Array(3).fill("overlap-2"),
+  const received = viewer.messages
+    .slice(1)
+    .map((m) => JSON.parse(m) as { buildId: string; seq: number });
+  expect(received.map((m) => `${m.buildId}:${m.seq}`)).toEqual([
+    ...[1, 2, 3, 4, 5].map((seq) => `overlap-1:${seq}`),
+    ...[1, 2, 3].map((seq) => `overlap-2:${seq}`),
+    ...[6, 7, 8].map((seq) => `overlap-1:${seq}`),
   ]);
 
   // History has all of the first build: asking for it gets every line.
