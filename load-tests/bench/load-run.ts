@@ -30,6 +30,8 @@ const RELAY_SERIES = [
   "relay_disconnects_total",
   "relay_viewers_held_back_total",
   "relay_caught_up_lines_total",
+  "relay_delivery_yields_total",
+  "relay_feed_shed_lines_total",
 ];
 
 export interface RunOptions {
@@ -188,6 +190,8 @@ async function measure(
       ? {
           heldBack: relayDelta("relay_viewers_held_back_total"),
           caughtUpLines: relayDelta("relay_caught_up_lines_total"),
+          deliveryYields: relayDelta("relay_delivery_yields_total"),
+          shedLines: relayDelta("relay_feed_shed_lines_total"),
         }
       : {}),
     viewersComplete,

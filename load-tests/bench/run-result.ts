@@ -72,6 +72,12 @@ export interface LoadResult extends RunBase {
    */
   heldBack?: number;
   caughtUpLines?: number;
+  /**
+   * Ours only: times a feed let the event loop run mid-delivery, and lines
+   * it dropped from its queue to read back from history (channel-feed.ts).
+   */
+  deliveryYields?: number;
+  shedLines?: number;
   /** Viewers that got every line by the end of the drain. */
   viewersComplete: number;
   serverCpuSeconds: number;
