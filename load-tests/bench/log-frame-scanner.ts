@@ -30,6 +30,9 @@ export type MessageVisitor = (
 interface Patterns {
   type: string;
   quote: string;
+  /** The two message types it reads, each with its closing quote. */
+  line: string;
+  status: string;
   buildId: string;
   seq: string;
   ts: string;
@@ -43,12 +46,15 @@ function patterns(escape: string): Patterns {
   return {
     type: `{${q}type${q}:${q}`,
     quote: q,
+    line: `line${q}`,
+    status: `status${q}`,
     buildId: `,${q}buildId${q}:${q}`,
     seq: `${q},${q}seq${q}:`,
     ts: `,${q}ts${q}:`,
   };
 }
 
+const L = 108;
 const ZERO = 48;
 const NINE = 57;
 
@@ -60,6 +66,8 @@ const NINE = 57;
  */
 export class LogFrameScanner {
   private lastId = "";
+  /** `lastId` and what follows it, for each escaping level. */
+  private lastIdSeq = { plain: PLAIN.seq, escaped: ESCAPED.seq };
 
   /**
    * Calls `visit` for each message in `frame` from index `start` on.
@@ -79,20 +87,23 @@ export class LogFrameScanner {
 
     while (at >= 0) {
       at += p.type.length;
-      const isStatus = frame.startsWith("status", at);
-      if (!isStatus && !frame.startsWith("line", at)) return false;
+      // One comparison for the common type: a line.
+      const isStatus = frame.charCodeAt(at) !== L;
+      if (!frame.startsWith(isStatus ? p.status : p.line, at)) return false;
 
       const idStart = frame.indexOf(p.buildId, at);
       if (idStart < 0) return false;
       const idFrom = idStart + p.buildId.length;
       let idTo = idFrom + this.lastId.length;
-      if (
-        !frame.startsWith(this.lastId, idFrom) ||
-        !frame.startsWith(p.seq, idTo)
-      ) {
+      const idSeq = escaped ? this.lastIdSeq.escaped : this.lastIdSeq.plain;
+      if (!frame.startsWith(idSeq, idFrom)) {
         idTo = frame.indexOf(p.quote, idFrom);
         if (idTo < 0 || !frame.startsWith(p.seq, idTo)) return false;
         this.lastId = frame.slice(idFrom, idTo);
+        this.lastIdSeq = {
+          plain: this.lastId + PLAIN.seq,
+          escaped: this.lastId + ESCAPED.seq,
+        };
       }
 
       let end = idTo + p.seq.length;
