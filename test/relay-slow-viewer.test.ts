@@ -336,7 +336,11 @@ it("keeps a viewer that reads slowly through a backlog many ping timeouts long, 
 });
 
 it("delivers a burst in slices, in order and whole, to every viewer", async () => {
-  const relay = await startRelay(store.url);
+  // A long window lets the owner's batches fill to BATCH_MAX_LINES (500)
+  // however fast the lines are published: 500 lines of 4 KiB to 20
+  // viewers is 40 MiB, past one slice's 32 MiB, so every full batch
+  // takes two slices.
+  const relay = await startRelay(store.url, { BATCH_WINDOW_MS: "1000" });
   const slug = "burst";
   const viewers = Array.from({ length: 20 }, () =>
     connectStringViewer(relay.url, { transports: ["websocket"] }),
@@ -344,7 +348,7 @@ it("delivers a burst in slices, in order and whole, to every viewer", async () =
   for (const viewer of viewers) viewer.socket.emit("subscribe", `logs:${slug}`);
   await Promise.all(viewers.map((viewer) => viewer.waitForMessages(1)));
 
-  // 3,000 lines of 4 KiB to 20 viewers: 240 MiB of writes, many slices.
+  // 3,000 lines of 4 KiB to 20 viewers: 240 MiB copied, in 6 batches.
   await publishWide(store.url, slug, "burst-build", 3000);
   await Promise.all(
     viewers.map((viewer) => viewer.waitForMessages(1 + 3001, 60_000)),
@@ -361,6 +365,9 @@ it("delivers a burst in slices, in order and whole, to every viewer", async () =
 it("reads lines back from history when those waiting for delivery pass the node's budget", async () => {
   const relay = await startRelay(store.url, {
     FEED_QUEUE_BYTES: String(64 * 1024),
+    // Full batches of 500 lines however fast they are published (see the
+    // burst test above).
+    BATCH_WINDOW_MS: "1000",
   });
   const slug = "queue-budget";
   const websocket = { transports: ["websocket"] };
@@ -378,8 +385,8 @@ it("reads lines back from history when those waiting for delivery pass the node'
     ...viewers.map((viewer) => viewer.waitForMessages(1)),
   ]);
 
-  // Each slice carries about 400 of these lines to 21 viewers, and the
-  // owner's batches bring up to 500: what waits passes 64 KiB at once.
+  // Each slice carries about 380 of these lines to 21 viewers, and the
+  // owner's batches bring 500: what waits passes 64 KiB at once.
   await publishWide(store.url, slug, "queued-build", 3000);
   await structured.finished;
   await Promise.all(
