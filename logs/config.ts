@@ -29,7 +29,10 @@ export const LOGS_USAGE = `Usage: logs [--since N] [--build ID] [--json] <slug>
 Follows the build log of <slug> live through a relay and exits with the
 build's exit code when its final status arrives. It starts at the first line
 of the slug's latest build, or of the build named by --build (waiting for it
-to start if it has not), after line --since if given.
+to start if it has not), after line --since if given. Without --build it
+moves on to a newer build of the slug that starts meanwhile, and exits with
+that build's code; if the newer one starts before the build it was printing
+ended, it says so on stderr.
 
   --since N    start after line N
   --build ID   follow this build (as the launcher's answer names it); if a

@@ -61,8 +61,29 @@ const otherBuild = (buildId: string): boolean => {
   return true;
 };
 
+/**
+ * Followed by slug, the viewer moves on to a newer build of it, and exits
+ * with that build's code. When the newer one starts before the one being
+ * printed has ended, that build's end will not be printed: said once per
+ * switch, with how to see the rest.
+ */
+let printing: { buildId: string; ended: boolean } | undefined;
+const noteSwitch = (buildId: string): void => {
+  if (printing !== undefined && printing.buildId !== buildId) {
+    if (!printing.ended) {
+      process.stderr.write(
+        `logs: a newer build of ${options.slug} (${buildId}) started while ${printing.buildId} ran; ` +
+          `following ${buildId} (the rest of ${printing.buildId}: logs --build ${printing.buildId} ${options.slug})\n`,
+      );
+    }
+    printing = undefined;
+  }
+  printing ??= { buildId, ended: false };
+};
+
 follower.on("line", (message) => {
   if (otherBuild(message.buildId)) return;
+  noteSwitch(message.buildId);
   print(options.json ? JSON.stringify(message) : formatLine(message, color));
 });
 follower.on("gap", (notice) => {
@@ -70,6 +91,8 @@ follower.on("gap", (notice) => {
 });
 follower.on("status", (status) => {
   if (otherBuild(status.buildId)) return;
+  noteSwitch(status.buildId);
+  printing!.ended = true;
   print(options.json ? JSON.stringify(status) : formatLine(status, color));
   follower.close();
   process.exitCode =
@@ -105,6 +128,11 @@ follower.on("subscribed", (ack) => {
   } else if (options.buildId !== undefined && ack.lastSeq === 0) {
     process.stderr.write(
       `logs: no line of build ${options.buildId} is in history (not started yet, or no longer kept); waiting for it\n`,
+    );
+  } else if (options.since > 0 && options.since >= ack.lastSeq) {
+    process.stderr.write(
+      `logs: build ${ack.buildId} of ${options.slug} has nothing after line ${options.since} ` +
+        `(its last is ${ack.lastSeq}); waiting for more, or for the next build\n`,
     );
   }
 });

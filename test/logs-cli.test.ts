@@ -147,3 +147,67 @@ it("says when it waits, and stops with 75 rather than print another build as the
     "a newer build of cli-overlap (cli-overlap-2) started while cli-overlap-1 ran",
   );
 });
+
+it("following a slug, says when it moves to a newer build before the one it printed ended", async () => {
+  const relay = await startRelay(store.url);
+  const first = syntheticBuild(store.url, "cli-switch", "cli-switch-1");
+  const second = syntheticBuild(store.url, "cli-switch", "cli-switch-2");
+  onTestFinished(() => {
+    first.close();
+    second.close();
+  });
+  first.lines(3);
+  await first.flush();
+  const logs = runLogs(["--json", "cli-switch"], relay.url);
+  await waitFor(
+    () => logs.output().stdout,
+    (text) => text.trimEnd().split("\n").length === 3,
+    { what: "the first build's 3 lines" },
+  );
+  second.lines(2);
+  await second.finish(4);
+
+  // It ends with the build it moved to, and said so once.
+  expect(await logs.exited).toBe(4);
+  const printed = logs
+    .output()
+    .stdout.trimEnd()
+    .split("\n")
+    .map((line) => {
+      const message = JSON.parse(line) as { buildId: string; seq: number };
+      return `${message.buildId}:${message.seq}`;
+    });
+  expect(printed).toEqual([
+    "cli-switch-1:1",
+    "cli-switch-1:2",
+    "cli-switch-1:3",
+    "cli-switch-2:1",
+    "cli-switch-2:2",
+    "cli-switch-2:3",
+  ]);
+  expect(logs.output().stderr).toBe(
+    "logs: a newer build of cli-switch (cli-switch-2) started while cli-switch-1 ran; " +
+      "following cli-switch-2 (the rest of cli-switch-1: logs --build cli-switch-1 cli-switch)\n",
+  );
+});
+
+it("says so when --since is at or past the end of the build", async () => {
+  const relay = await startRelay(store.url);
+  const build = syntheticBuild(store.url, "cli-past", "cli-past-1");
+  onTestFinished(() => build.close());
+  build.lines(3);
+  await build.finish(0);
+
+  for (const since of ["4", "9"]) {
+    const logs = runLogs(["--since", since, "cli-past"], relay.url);
+    await waitFor(
+      () => logs.output().stderr,
+      (text) => text.includes("waiting"),
+      { what: `the note for --since ${since}` },
+    );
+    expect(logs.output().stderr).toBe(
+      `logs: build cli-past-1 of cli-past has nothing after line ${since} (its last is 4); waiting for more, or for the next build\n`,
+    );
+    expect(logs.output().stdout).toBe("");
+  }
+});
