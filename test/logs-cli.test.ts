@@ -30,6 +30,33 @@ function runLogs(args: string[], relayUrl: string) {
   return { exited, output: () => ({ stdout, stderr }) };
 }
 
+/**
+ * Starts build `<slug>-1` with 3 lines, runs bin/logs with `args` until
+ * it has printed them, and hands back the second build of the slug, not
+ * yet started.
+ */
+async function followFirstOfTwo(
+  relayUrl: string,
+  slug: string,
+  args: string[],
+) {
+  const first = syntheticBuild(store.url, slug, `${slug}-1`);
+  const second = syntheticBuild(store.url, slug, `${slug}-2`);
+  onTestFinished(() => {
+    first.close();
+    second.close();
+  });
+  first.lines(3);
+  await first.flush();
+  const logs = runLogs(args, relayUrl);
+  await waitFor(
+    () => logs.output().stdout,
+    (text) => text.trimEnd().split("\n").length === 3,
+    { what: "the first build's 3 lines" },
+  );
+  return { logs, second };
+}
+
 it("prints a failing build with stderr marked and exits with its code", async () => {
   const relay = await startRelay(store.url);
   const build = syntheticBuild(store.url, "cli-view", "cli-build");
@@ -112,23 +139,12 @@ it("says when it waits, and stops with 75 rather than print another build as the
     { what: "the waiting note" },
   );
 
-  const first = syntheticBuild(store.url, "cli-overlap", "cli-overlap-1");
-  const second = syntheticBuild(store.url, "cli-overlap", "cli-overlap-2");
-  onTestFinished(() => {
-    first.close();
-    second.close();
-  });
-  first.lines(3);
-  await first.flush();
-  const logs = runLogs(
-    ["--json", "--build", "cli-overlap-1", "cli-overlap"],
-    relay.url,
-  );
-  await waitFor(
-    () => logs.output().stdout,
-    (text) => text.trimEnd().split("\n").length === 3,
-    { what: "the first build's 3 lines" },
-  );
+  const { logs, second } = await followFirstOfTwo(relay.url, "cli-overlap", [
+    "--json",
+    "--build",
+    "cli-overlap-1",
+    "cli-overlap",
+  ]);
   second.lines(2);
   await second.finish(0);
 
@@ -150,20 +166,10 @@ it("says when it waits, and stops with 75 rather than print another build as the
 
 it("following a slug, says when it moves to a newer build before the one it printed ended", async () => {
   const relay = await startRelay(store.url);
-  const first = syntheticBuild(store.url, "cli-switch", "cli-switch-1");
-  const second = syntheticBuild(store.url, "cli-switch", "cli-switch-2");
-  onTestFinished(() => {
-    first.close();
-    second.close();
-  });
-  first.lines(3);
-  await first.flush();
-  const logs = runLogs(["--json", "cli-switch"], relay.url);
-  await waitFor(
-    () => logs.output().stdout,
-    (text) => text.trimEnd().split("\n").length === 3,
-    { what: "the first build's 3 lines" },
-  );
+  const { logs, second } = await followFirstOfTwo(relay.url, "cli-switch", [
+    "--json",
+    "cli-switch",
+  ]);
   second.lines(2);
   await second.finish(4);
 
