@@ -53,6 +53,7 @@ import {
   type MemoryBudget,
   type RecentItem,
 } from "./recent-lines.ts";
+import { FeedQueue } from "./feed-queue.ts";
 import type { RelayMetrics } from "./relay-metrics.ts";
 import { writeEncoded, type RoomWriter } from "./room-writer.ts";
 import {
@@ -156,11 +157,7 @@ export class ChannelFeed {
   /** Builds the feed moved past, and the last seq delivered of each. */
   private readonly earlierBuilds = new Map<BuildId, Seq>();
   private readonly supersededBuilds = new Set<BuildId>();
-  /** Entries waiting for delivery, from `queueHead` on. */
-  private queue: BatchEntry[] = [];
-  private queueHead = 0;
-  /** Payload bytes of the queue from `queueHead` on. */
-  private queuedBytes = 0;
+  private readonly queue: FeedQueue;
   /** Bytes written to the channel's rooms since its last read receipt. */
   private unreceipted = 0;
   private tail: { buildId: BuildId; seq: Seq } | undefined;
@@ -186,15 +183,13 @@ export class ChannelFeed {
   ) {
     this.channel = channelName(slug);
     this.recent = new RecentLines(pacing.budget);
+    this.queue = new FeedQueue(pacing.queued);
     this.ready = this.start();
   }
 
   close(): void {
     this.closed = true;
-    this.pacing.queued.used -= this.queuedBytes;
-    this.queuedBytes = 0;
-    this.queue = [];
-    this.queueHead = 0;
+    this.queue.clear();
     this.parked.clear();
     this.following.clear();
     this.heldBack.clear();
@@ -216,16 +211,10 @@ export class ChannelFeed {
   /** A batch from the owner (this node's or another's). */
   receive(batch: RelayBatch): void {
     if (this.closed) return;
-    let bytes = 0;
-    for (const entry of batch.entries) {
-      this.queue.push(entry);
-      bytes += entry.payload.length;
-    }
-    this.queuedBytes += bytes;
-    this.pacing.queued.used += bytes;
+    this.queue.push(batch.entries);
     if (batch.tail) this.tail = batch.tail;
     this.pump();
-    if (this.pacing.queued.used > this.pacing.queued.limitBytes) this.shed();
+    if (this.queue.overBudget) this.shed();
   }
 
   /**
@@ -360,24 +349,24 @@ export class ChannelFeed {
    */
   private pump(): void {
     const slice = this.slice();
-    while (!this.busy && !this.closed && this.queueHead < this.queue.length) {
-      const entry = this.queue[this.queueHead]!;
+    while (!this.busy && !this.closed && this.queue.length > 0) {
+      const entry = this.queue.peek()!;
 
       if (entry.seq === undefined || entry.buildId === undefined) {
-        this.dequeue();
+        this.queue.shift();
         this.deliverForeign(entry);
         continue;
       }
       if (entry.buildId !== this.buildId) {
         if (this.earlierBuilds.has(entry.buildId)) {
-          this.dequeue();
+          this.queue.shift();
           this.supersede(entry.buildId, entry.seq, entry.payload);
           continue;
         }
         this.startBuild(entry.buildId);
       }
       if (entry.seq <= this.lastSeq) {
-        this.dequeue();
+        this.queue.shift();
         continue;
       }
       if (entry.seq > this.lastSeq + 1) {
@@ -386,13 +375,13 @@ export class ChannelFeed {
       }
 
       const run: BatchEntry[] = [];
-      while (this.queueHead < this.queue.length) {
-        const next = this.queue[this.queueHead]!;
+      while (this.queue.length > 0) {
+        const next = this.queue.peek()!;
         if (next.buildId !== this.buildId) break;
         if (next.seq !== this.lastSeq + run.length + 1) break;
         if (!slice.take(next)) break;
         run.push(next);
-        this.dequeue();
+        this.queue.shift();
       }
       if (run.length === 0) {
         this.yieldTurn();
@@ -400,11 +389,6 @@ export class ChannelFeed {
       }
       this.deliver(run);
     }
-    if (this.queueHead === this.queue.length && this.queueHead > 0) {
-      this.queue = [];
-      this.queueHead = 0;
-    }
-
     if (!this.busy && !this.closed && this.tail) {
       const tail = this.tail;
       this.tail = undefined;
@@ -421,12 +405,13 @@ export class ChannelFeed {
   }
 
   /**
-   * Counts bytes written to the channel's rooms and pings its viewers
-   * every `RECEIPT_BYTES`, so that a ping is never far behind in what a
-   * slow viewer has to read, however fast the lines came.
+   * Writes a packet to one of the channel's live rooms, and pings its
+   * viewers every `RECEIPT_BYTES` written, so that a ping is never far
+   * behind in what a slow viewer has to read, however fast the lines came.
    */
-  private wrote(bytes: number): void {
-    this.unreceipted += bytes;
+  private publish(room: string, packet: string): void {
+    this.pacing.rooms.publish(room, packet);
+    this.unreceipted += packet.length;
     if (this.unreceipted < RECEIPT_BYTES) return;
     this.unreceipted = 0;
     this.pacing.rooms.ping(this.channel);
@@ -455,61 +440,24 @@ export class ChannelFeed {
 
   /**
    * The node's waiting lines passed their budget (the feed cannot deliver
-   * as fast as lines come): keep only the newest waiting entry of each
-   * build. When the feed reaches it, it reads the lines before it from
-   * history, as after any gap, so nothing is lost and memory stays
-   * bounded; history's reads are paged. Entries without a seq cannot be
-   * read back and stay.
+   * as fast as lines come): the queue keeps only the newest entry of each
+   * build, and the feed reads the lines before it from history when it
+   * gets there (feed-queue.ts), so nothing is lost and memory stays
+   * bounded; history's reads are paged.
    */
   private shed(): void {
-    const newest = new Map<BuildId, Seq>();
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const { buildId, seq } = this.queue[i]!;
-      if (buildId === undefined || seq === undefined) continue;
-      if (seq > (newest.get(buildId) ?? 0)) newest.set(buildId, seq);
-    }
-
-    const kept: BatchEntry[] = [];
-    let keptBytes = 0;
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const entry = this.queue[i]!;
-      const { buildId, seq } = entry;
-      if (buildId !== undefined && seq !== undefined) {
-        if (newest.get(buildId) !== seq) continue;
-        newest.delete(buildId);
-      }
-      kept.push(entry);
-      keptBytes += entry.payload.length;
-    }
-
-    const dropped = this.queue.length - this.queueHead - kept.length;
-    if (dropped === 0) return;
-    this.metrics.shedLines.inc(dropped);
+    const shed = this.queue.shed();
+    if (shed.lines === 0) return;
+    this.metrics.shedLines.inc(shed.lines);
     this.logger.warn(
       {
         slug: this.slug,
-        lines: dropped,
-        bytes: this.queuedBytes - keptBytes,
+        lines: shed.lines,
+        bytes: shed.bytes,
         budgetBytes: this.pacing.queued.limitBytes,
       },
       "lines waiting for delivery passed the node's budget; they will be read back from history",
     );
-    this.pacing.queued.used -= this.queuedBytes - keptBytes;
-    this.queuedBytes = keptBytes;
-    this.queue = kept;
-    this.queueHead = 0;
-  }
-
-  private dequeue(): void {
-    const bytes = this.queue[this.queueHead]!.payload.length;
-    this.queuedBytes -= bytes;
-    this.pacing.queued.used -= bytes;
-    this.queueHead += 1;
-    // Drop the delivered front now and then, not on every entry.
-    if (this.queueHead >= 4096 && this.queueHead * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
-    }
   }
 
   /** Goes on delivering in the next turn of the event loop. */
@@ -522,12 +470,22 @@ export class ChannelFeed {
     });
   }
 
+  /** This node's viewers of the channel in each live room. */
+  private viewerCounts(): { string: number; structured: number } {
+    const rooms = this.io.of("/").adapter.rooms;
+    return {
+      string: rooms.get(linesRoom(this.slug))?.size ?? 0,
+      structured: rooms.get(batchesRoom(this.slug))?.size ?? 0,
+    };
+  }
+
   /** A new slice of delivery to this node's viewers of the channel. */
   private slice(): DeliverySlice {
-    const rooms = this.io.of("/").adapter.rooms;
-    const stringViewers = rooms.get(linesRoom(this.slug))?.size ?? 0;
-    const structuredViewers = rooms.get(batchesRoom(this.slug))?.size ?? 0;
-    return new DeliverySlice(stringViewers, stringViewers + structuredViewers);
+    const viewers = this.viewerCounts();
+    return new DeliverySlice(
+      viewers.string,
+      viewers.string + viewers.structured,
+    );
   }
 
   /** Delivers history entries a slice at a time, yielding between slices. */
@@ -611,16 +569,13 @@ export class ChannelFeed {
   private deliver(entries: BatchEntry[]): void {
     if (entries.length === 0) return;
 
-    const rooms = this.io.of("/").adapter.rooms;
-    const stringViewers = rooms.get(linesRoom(this.slug))?.size ?? 0;
-    const structuredViewers = rooms.get(batchesRoom(this.slug))?.size ?? 0;
+    const { string: stringViewers, structured: structuredViewers } =
+      this.viewerCounts();
 
     if (stringViewers > 0) {
       const room = linesRoom(this.slug);
       for (const entry of entries) {
-        const packet = this.encodeEvent(MESSAGE_EVENT, entry.payload);
-        this.pacing.rooms.publish(room, packet);
-        this.wrote(packet.length);
+        this.publish(room, this.encodeEvent(MESSAGE_EVENT, entry.payload));
       }
       this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT }, entries.length);
     }
@@ -658,12 +613,12 @@ export class ChannelFeed {
    */
   private deliverToStringViewers(payload: string): void {
     this.remember({ payload, message: undefined });
-    const room = linesRoom(this.slug);
-    const viewers = this.io.of("/").adapter.rooms.get(room)?.size ?? 0;
+    const viewers = this.viewerCounts().string;
     if (viewers === 0) return;
-    const packet = this.encodeEvent(MESSAGE_EVENT, payload);
-    this.pacing.rooms.publish(room, packet);
-    this.wrote(packet.length);
+    this.publish(
+      linesRoom(this.slug),
+      this.encodeEvent(MESSAGE_EVENT, payload),
+    );
     this.metrics.framesEmitted.inc({ event: MESSAGE_EVENT });
     this.metrics.linesDelivered.inc(viewers);
   }
@@ -679,13 +634,14 @@ export class ChannelFeed {
       { slug: this.slug, fromSeq: notice.fromSeq, toSeq: notice.toSeq },
       "lines missing from history",
     );
-    this.pacing.rooms.publish(
+    const payload = JSON.stringify(notice);
+    this.publish(
       linesRoom(this.slug),
-      this.encodeEvent(MESSAGE_EVENT, JSON.stringify(notice)),
+      this.encodeEvent(MESSAGE_EVENT, payload),
     );
     this.emitBatch(batchesRoom(this.slug), [notice]);
     this.lastSeq = notice.toSeq;
-    this.remember({ payload: JSON.stringify(notice), message: notice });
+    this.remember({ payload, message: notice });
   }
 
   private scheduleCatchUp(): void {
@@ -901,10 +857,7 @@ export class ChannelFeed {
   private emitBatch(to: string | Socket, messages: ViewerMessage[]): void {
     const write =
       typeof to === "string"
-        ? (packet: string) => {
-            this.pacing.rooms.publish(to, packet);
-            this.wrote(packet.length);
-          }
+        ? (packet: string) => this.publish(to, packet)
         : (packet: string) => writeEncoded(to, [packet]);
     const event: LogsEvent = { channel: this.channel, messages };
     write(this.encodeEvent(LOGS_EVENT, event));
