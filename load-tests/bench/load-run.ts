@@ -134,9 +134,9 @@ async function measure(
   };
   const report = await fleet.report(expected);
   const delta = valkeyDelta(before.valkey, after.valkey);
-  const ownerReads =
-    after.relay.relay_lines_received_total! -
-    before.relay.relay_lines_received_total!;
+  const relayDelta = (name: string): number =>
+    after.relay[name]! - before.relay[name]!;
+  const ownerReads = relayDelta("relay_lines_received_total");
   const pubsub = await system.pubsubMessages({
     valkey: client,
     slugs,
@@ -148,11 +148,9 @@ async function measure(
   const delivered = report.counts.delivered;
   const windowMs = Math.max(1, report.lastFrameMs - published.startedAtMs);
   const cpuSeconds = after.process.cpuSeconds - before.process.cpuSeconds;
-  const relayDelta = (name: string): number =>
-    after.relay[name]! - before.relay[name]!;
   const crossChecks =
     contender.system === "ours"
-      ? relayCrossChecks(before.relay, after.relay, {
+      ? relayCrossChecks(relayDelta, after.relay, {
           delivered,
           linesPublished,
           connected: connect.ready - report.disconnected,
@@ -225,7 +223,7 @@ async function measure(
  * from history, which it counts apart.
  */
 function relayCrossChecks(
-  before: Record<string, number>,
+  delta: (name: string) => number,
   after: Record<string, number>,
   ours: {
     delivered: number;
@@ -234,7 +232,6 @@ function relayCrossChecks(
     reconnects: number;
   },
 ): CrossCheck[] {
-  const delta = (name: string): number => after[name]! - before[name]!;
   const checks: CrossCheck[] = [];
   const add = (what: string, metric: string, count: number, relays: number) =>
     checks.push({ what, metric, ours: count, relays, match: count === relays });
