@@ -69,16 +69,14 @@ const otherBuild = (buildId: string): boolean => {
  */
 let printing: { buildId: string; ended: boolean } | undefined;
 const noteSwitch = (buildId: string): void => {
-  if (printing !== undefined && printing.buildId !== buildId) {
-    if (!printing.ended) {
-      process.stderr.write(
-        `logs: a newer build of ${options.slug} (${buildId}) started while ${printing.buildId} ran; ` +
-          `following ${buildId} (the rest of ${printing.buildId}: logs --build ${printing.buildId} ${options.slug})\n`,
-      );
-    }
-    printing = undefined;
+  if (printing?.buildId === buildId) return;
+  if (printing !== undefined && !printing.ended) {
+    process.stderr.write(
+      `logs: a newer build of ${options.slug} (${buildId}) started while ${printing.buildId} ran; ` +
+        `following ${buildId} (the rest of ${printing.buildId}: logs --build ${printing.buildId} ${options.slug})\n`,
+    );
   }
-  printing ??= { buildId, ended: false };
+  printing = { buildId, ended: false };
 };
 
 follower.on("line", (message) => {
